@@ -1,0 +1,343 @@
+/*
+ * lmq.h - the lmq engine: persistent, ordered message channels with consumer
+ * groups, stored in LMDB behind a group-committed write-ahead log.
+ *
+ * Conventions (they hold for every function below unless its comment says
+ * otherwise):
+ *  - Fallible functions return int: 0 (or a documented non-negative count) on
+ *    success, or a negative LMQ_E* code. lmq_strerror() maps a code to a
+ *    static string; lmq_errmsg() gives the calling thread's detailed message
+ *    for the last failed call.
+ *  - Output parameters come first. What a function returns through a
+ *    pointer-to-pointer belongs to the caller and is freed with the free
+ *    function named in its comment.
+ *  - Bad input (NULL, bad names, unknown channel or group, oversize message)
+ *    is an error code, never an abort.
+ *  - Threading: an lmq_env may be shared by any number of threads; every
+ *    function taking an env is thread-safe unless noted. An lmq_msgs result
+ *    is owned by one thread at a time.
+ *
+ * This header compiles alone with -std=c99 -pedantic.
+ */
+#ifndef LMQ_H
+#define LMQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LMQ_BUILDING) && defined(__GNUC__)
+#define LMQ_API __attribute__((visibility("default")))
+#else
+#define LMQ_API
+#endif
+
+#define LMQ_VERSION_STRING "0.1.0"
+
+/*
+ * Error codes. Append-only: never renumber or remove one (a retired code stays
+ * as a placeholder). X(name, value, message).
+ */
+#define LMQ_ERROR_TABLE(X)                                                     \
+  X(LMQ_OK, 0, "success")                                                      \
+  X(LMQ_EINVAL, -1, "invalid argument")                                        \
+  X(LMQ_ENOMEM, -2, "out of memory")                                           \
+  X(LMQ_EIO, -3, "I/O error")                                                  \
+  X(LMQ_EBUSY, -4, "data directory is in use by another process")             \
+  X(LMQ_ENOCHANNEL, -5, "no such channel")                                     \
+  X(LMQ_ENOGROUP, -6, "no such consumer group")                                \
+  X(LMQ_EEXIST, -7, "already exists")                                          \
+  X(LMQ_EEMPTY, -8, "channel is empty")                                        \
+  X(LMQ_ETOOBIG, -9, "message or value too large")                             \
+  X(LMQ_ECORRUPT, -10, "stored data is corrupt")                               \
+  X(LMQ_ECLOSED, -11, "handle is closed")                                      \
+  X(LMQ_ETIMEDOUT, -12, "timed out")                                           \
+  X(LMQ_ENOSPC, -13, "no space left on device")                                \
+  X(LMQ_EMAPFULL, -14, "LMDB map is full (raise map_size)")                    \
+  X(LMQ_EUNAVAIL, -15, "metadata store unavailable")                           \
+  X(LMQ_ECONFLICT, -16, "compare-and-swap conflict")                           \
+  X(LMQ_EAUTH, -17, "authentication failed")                                   \
+  X(LMQ_ENOTSUP, -18, "operation not supported")                               \
+  X(LMQ_ENOTFOUND, -19, "not found")                                           \
+  X(LMQ_EINTERNAL, -20, "internal error")                                      \
+  X(LMQ_ELIMIT, -21, "configured limit reached")                               \
+  X(LMQ_EPROTO, -22, "protocol error from a server")                           \
+  X(LMQ_EFAILED, -23, "env failed earlier and must be reopened")
+
+enum lmq_error {
+#define LMQ__ERR_ENUM(name, value, msg) name = value,
+  LMQ_ERROR_TABLE(LMQ__ERR_ENUM)
+#undef LMQ__ERR_ENUM
+  LMQ__ERR_LAST = -23
+};
+
+/* Static description of an error code ("unknown error" for unknown codes). */
+LMQ_API const char *lmq_strerror(int code);
+
+/*
+ * Detailed message for the last failed lmq call made by the calling thread
+ * (for example "channel name 'a/b': byte 1 is not in [A-Za-z0-9._-]").
+ * Valid until the thread's next lmq call. Never NULL.
+ */
+LMQ_API const char *lmq_errmsg(void);
+
+/* ------------------------------------------------------------------------ */
+/* Message IDs                                                              */
+
+/*
+ * A message ID: (milliseconds since the Unix epoch << 18) | logical counter.
+ * IDs are strictly increasing within an env and never reused, even across
+ * restarts or when the wall clock steps back.
+ */
+typedef uint64_t lmq_id;
+
+#define LMQ_ID_LOGICAL_BITS 18
+/* The wall-clock time (ms since the epoch) an ID was allocated at. */
+LMQ_API uint64_t lmq_id_time(lmq_id id);
+/* The smallest ID that lmq_id_time() maps to ms (for seeking to a time). */
+LMQ_API lmq_id lmq_id_from_time(uint64_t ms);
+
+/* ------------------------------------------------------------------------ */
+/* Env                                                                      */
+
+typedef struct lmq_env lmq_env;
+
+/* Durability policy: when does produce return? */
+enum lmq_sync {
+  LMQ_SYNC_DEFAULT = 0,  /* per-call override: use the env's policy */
+  LMQ_SYNC_ALWAYS = 1,   /* after an fdatasync covering the messages */
+  LMQ_SYNC_INTERVAL = 2, /* after write(); fdatasync at least every N ms */
+  LMQ_SYNC_NONE = 3      /* after write(); the OS decides when to sync */
+};
+
+#define LMQ_ENV_OPTIONS_VERSION 1
+
+typedef struct lmq_env_options {
+  unsigned version;           /* LMQ_ENV_OPTIONS_VERSION */
+  int sync;                   /* enum lmq_sync; default ALWAYS */
+  unsigned sync_interval_ms;  /* for LMQ_SYNC_INTERVAL; default 100 */
+  uint64_t map_size;          /* LMDB map size in bytes; default 1 GiB */
+  unsigned max_channels;      /* channels that can exist at once; default 1024 */
+  uint32_t max_message_size;  /* bytes; default 4 MiB, at most 256 MiB */
+  uint64_t wal_segment_size;  /* bytes before the WAL rolls; default 64 MiB */
+  unsigned apply_interval_ms; /* applier moves WAL to LMDB this often; 50 */
+  uint64_t apply_bytes;       /* ...or when this much is unapplied; 16 MiB */
+  uint64_t max_unapplied;     /* producers wait beyond this; default 256 MiB */
+  uint64_t checkpoint_bytes;  /* WAL bytes between checkpoints; 128 MiB */
+  unsigned autocommit_ms;     /* commit group cursors this often; 0 = off */
+  uint64_t retention_ms;      /* default channel retention by age; 0 = none */
+  uint64_t retention_bytes;   /* default channel retention by size; 0 = none */
+  const char *meta_uri;       /* NULL or "" = embedded; "etcd://..." */
+} lmq_env_options;
+
+#define LMQ_ENV_OPTIONS_INIT                                                   \
+  { LMQ_ENV_OPTIONS_VERSION, LMQ_SYNC_ALWAYS, 100, (uint64_t)1 << 30, 1024,    \
+    4u << 20, (uint64_t)64 << 20, 50, (uint64_t)16 << 20,                      \
+    (uint64_t)256 << 20, (uint64_t)128 << 20, 0, 0, 0, NULL }
+
+/*
+ * Open (creating if needed) the data directory dir. opts may be NULL for the
+ * defaults. Recovery runs here: the WAL is replayed past the last applied
+ * position and a torn or corrupt tail is truncated at the last valid record.
+ *
+ * Returns 0 and *out, or:
+ *  LMQ_EINVAL   NULL out/dir, bad option values;
+ *  LMQ_EBUSY    another process holds dir/LOCK (lmq_errmsg names its pid);
+ *  LMQ_EIO, LMQ_ENOSPC, LMQ_ENOMEM, LMQ_ECORRUPT (LMDB file unreadable),
+ *  LMQ_EUNAVAIL (meta_uri server unreachable).
+ * Ownership: the caller closes *out with lmq_env_close().
+ */
+LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
+                         const lmq_env_options *opts);
+
+/*
+ * Apply the WAL, checkpoint and release everything. NULL is accepted. No
+ * other thread may be inside a call on env (blocked consumers must have
+ * returned); handles and results obtained from env must not be used after.
+ */
+LMQ_API void lmq_env_close(lmq_env *env);
+
+/*
+ * Move every committed WAL record into LMDB, sync LMDB and recycle WAL
+ * segments. Happens on its own; call it to bound recovery time now.
+ */
+LMQ_API int lmq_env_checkpoint(lmq_env *env);
+
+/* ------------------------------------------------------------------------ */
+/* Channels                                                                 */
+
+#define LMQ_NAME_MAX 255 /* channel and group names: 1..255 of [A-Za-z0-9._-] */
+
+/* Create a channel. Creating an existing channel succeeds (idempotent).
+ * Errors: LMQ_EINVAL (bad name), LMQ_ELIMIT (max_channels), LMQ_EMAPFULL. */
+LMQ_API int lmq_channel_create(lmq_env *env, const char *name);
+
+/* Destroy a channel, its messages and its groups; frees its pages for reuse.
+ * Errors: LMQ_ENOCHANNEL, LMQ_EINVAL. Consumers blocked on it wake with
+ * LMQ_ENOCHANNEL. */
+LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name);
+
+/* 1 if the channel exists, 0 if not, or a negative code (LMQ_EINVAL). */
+LMQ_API int lmq_channel_exists(lmq_env *env, const char *name);
+
+/*
+ * The names of all channels, sorted. *out is a NULL-terminated array owned by
+ * the caller, freed with lmq_strv_free(); *count (may be NULL) its length.
+ */
+LMQ_API int lmq_channel_list(char ***out, size_t *count, lmq_env *env);
+LMQ_API void lmq_strv_free(char **strv);
+
+/* Per-channel retention: delete messages older than max_age_ms or beyond
+ * max_bytes (0 = unlimited), whether or not groups have consumed them
+ * (Kafka's policy); groups behind the new start move to it. */
+LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
+                                      uint64_t max_age_ms, uint64_t max_bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Produce                                                                  */
+
+typedef struct lmq_buf {
+  const void *data; /* may be NULL when len is 0 */
+  size_t len;
+} lmq_buf;
+
+/*
+ * Append n messages (n >= 1) to channel, atomically and in order. out_ids
+ * (may be NULL) receives the n assigned IDs, which are consecutive. sync is
+ * LMQ_SYNC_DEFAULT or an override of the env's policy for this call.
+ * The payloads are copied; the caller keeps ownership of msgs.
+ * When this returns 0 the messages are visible to consumers and durable as
+ * the policy says.
+ * Errors: LMQ_EINVAL, LMQ_ENOCHANNEL, LMQ_ETOOBIG (a payload above
+ * max_message_size), LMQ_ENOSPC, LMQ_EIO, LMQ_EFAILED (an fsync failed
+ * earlier: reopen the env), LMQ_EMAPFULL (the store is full), LMQ_ECLOSED.
+ */
+LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync);
+
+/*
+ * The newest ID in channel, or LMQ_EEMPTY if it holds no message.
+ * Errors: LMQ_ENOCHANNEL, LMQ_EINVAL.
+ */
+LMQ_API int lmq_latest_id(lmq_id *out, lmq_env *env, const char *channel);
+
+/* ------------------------------------------------------------------------ */
+/* Consumer groups                                                          */
+
+enum lmq_start { LMQ_START_EARLIEST = 0, LMQ_START_LATEST = 1 };
+
+/* Create a group on channel, its cursor at the earliest retained message or
+ * after the latest. Creating an existing group succeeds and leaves its cursor
+ * alone. Errors: LMQ_ENOCHANNEL, LMQ_EINVAL. */
+LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
+                             const char *group, int start);
+/* Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EINVAL. */
+LMQ_API int lmq_group_destroy(lmq_env *env, const char *channel,
+                              const char *group);
+/* 1, 0, or a negative code. */
+LMQ_API int lmq_group_exists(lmq_env *env, const char *channel,
+                             const char *group);
+
+typedef struct lmq_msg {
+  lmq_id id;
+  const void *data; /* valid until the lmq_msgs holding it is freed */
+  size_t len;
+} lmq_msg;
+
+typedef struct lmq_msgs lmq_msgs;
+
+/*
+ * Return up to max messages after the group's cursor and advance the cursor
+ * past them. Concurrent consumers of one group share its cursor: each message
+ * goes to exactly one of them. timeout_ms: 0 returns at once; > 0 waits up to
+ * that long for a first message; < 0 waits forever.
+ * Returns the number of messages (>= 0; 0 on timeout) and *out, which the
+ * caller frees with lmq_msgs_free() (also when 0 messages were returned).
+ * Errors: LMQ_EINVAL, LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EIO.
+ * The advanced cursor is persisted by lmq_group_commit(), lmq_ack() or
+ * auto-commit; after a restart a group resumes at its last committed cursor.
+ */
+LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
+                        const char *group, size_t max, int timeout_ms);
+
+LMQ_API size_t lmq_msgs_count(const lmq_msgs *msgs);
+/* The i-th message, or NULL when i is out of range. */
+LMQ_API const lmq_msg *lmq_msgs_at(const lmq_msgs *msgs, size_t i);
+LMQ_API void lmq_msgs_free(lmq_msgs *msgs);
+
+/* Persist the group's current cursor (everything consumed so far).
+ * Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EUNAVAIL, LMQ_EIO. */
+LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
+                             const char *group);
+/* Persist the cursor as "everything up to and including id is done". */
+LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
+                    lmq_id id);
+
+/*
+ * Seeks. The next consume starts at the first message with ID >= id
+ * (backward or forward; before the earliest lands on the earliest). Seeks are
+ * committed like lmq_group_commit(). Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP.
+ */
+LMQ_API int lmq_seek(lmq_env *env, const char *channel, const char *group,
+                     lmq_id id);
+LMQ_API int lmq_seek_earliest(lmq_env *env, const char *channel,
+                              const char *group);
+/* The next consume returns only messages produced after this call. */
+LMQ_API int lmq_seek_latest(lmq_env *env, const char *channel,
+                            const char *group);
+/* The first message produced at or after ms (ms since the epoch). */
+LMQ_API int lmq_seek_time(lmq_env *env, const char *channel, const char *group,
+                          uint64_t ms);
+
+/*
+ * A file descriptor that is readable while the group has messages to
+ * consume (level-triggered: it stays readable until a consume catches up).
+ * Owned by env; valid until the group or channel is destroyed or env closed.
+ * Do not read from or close it. Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP.
+ */
+LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
+                         const char *group);
+
+/* ------------------------------------------------------------------------ */
+/* Stats                                                                    */
+
+typedef struct lmq_channel_stats {
+  uint64_t messages; /* retained messages */
+  uint64_t bytes;    /* retained payload bytes */
+  lmq_id first_id;   /* 0 when empty */
+  lmq_id last_id;    /* newest ever produced; 0 when never written */
+} lmq_channel_stats;
+
+typedef struct lmq_group_stats {
+  lmq_id cursor;     /* next consume starts at the first ID >= cursor */
+  lmq_id committed;  /* persisted cursor */
+  uint64_t lag;      /* retained messages at or after cursor */
+} lmq_group_stats;
+
+typedef struct lmq_env_stats {
+  uint64_t wal_bytes;        /* bytes in live WAL segments */
+  uint64_t wal_segment;      /* current segment number */
+  uint64_t applied_segment;  /* applied position: segment and offset */
+  uint64_t applied_offset;
+  uint64_t unapplied_bytes;  /* committed but not yet in LMDB */
+  uint64_t fsyncs;           /* WAL fdatasync calls since open */
+  uint64_t commits;          /* group commits (WAL writes) since open */
+  uint64_t produced;         /* messages produced since open */
+  uint64_t map_size;         /* LMDB map size */
+  uint64_t map_used;         /* LMDB bytes in use (last page * page size) */
+  uint64_t channels;
+} lmq_env_stats;
+
+LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
+                                  const char *channel);
+LMQ_API int lmq_group_stats_get(lmq_group_stats *out, lmq_env *env,
+                                const char *channel, const char *group);
+LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LMQ_H */
