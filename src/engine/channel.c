@@ -227,8 +227,7 @@ static int meta_chan_key(char *buf, const char *name) {
 
 LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
   lmq__error_clear();
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   int rc = lmq__name_check("channel", name);
   if (rc)
     return rc;
@@ -301,8 +300,7 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
 
 LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   lmq__error_clear();
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   lmq_chan *ch;
   pthread_mutex_lock(&ddl_mu);
   int rc = lmq__chan_get(&ch, env, name);
@@ -356,8 +354,7 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
 
 LMQ_API int lmq_channel_exists(lmq_env *env, const char *name) {
   lmq__error_clear();
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   int rc = lmq__name_check("channel", name);
   if (rc)
     return rc;
@@ -374,8 +371,9 @@ static int cmp_str(const void *a, const void *b) {
 
 LMQ_API int lmq_channel_list(char ***out, size_t *count, lmq_env *env) {
   lmq__error_clear();
-  if (!out || !env)
-    return lmq__error(LMQ_EINVAL, "NULL argument");
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
   *out = NULL;
   pthread_mutex_lock(&env->reg_mu);
   char **v = calloc(env->nchans + 1, sizeof *v);
@@ -412,8 +410,7 @@ LMQ_API void lmq_strv_free(char **strv) {
 LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
                                       uint64_t max_age_ms, uint64_t max_bytes) {
   lmq__error_clear();
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   lmq_chan *ch;
   int rc = lmq__chan_get(&ch, env, name);
   if (rc)
@@ -566,8 +563,9 @@ int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
 LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
                                   const char *channel) {
   lmq__error_clear();
-  if (!out || !env)
-    return lmq__error(LMQ_EINVAL, "NULL argument");
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
   lmq_chan *ch;
   int rc = lmq__chan_get(&ch, env, channel);
   if (rc)
@@ -613,8 +611,9 @@ LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
 
 LMQ_API int lmq_latest_id(lmq_id *out, lmq_env *env, const char *channel) {
   lmq__error_clear();
-  if (!out || !env)
-    return lmq__error(LMQ_EINVAL, "NULL argument");
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
   lmq_chan *ch;
   int rc = lmq__chan_get(&ch, env, channel);
   if (rc)

@@ -144,6 +144,15 @@ struct lmq_env {
 };
 
 /* --- env.c */
+/* 0 for a live env; LMQ_EINVAL for NULL; LMQ_ECLOSED for a closed (or
+ * never opened) handle. Every public entry point checks this first. */
+int lmq__env_check(lmq_env *env);
+#define LMQ__ENV_CHECK(env)                                                    \
+  do {                                                                         \
+    int e__ = lmq__env_check(env);                                             \
+    if (e__)                                                                   \
+      return e__;                                                              \
+  } while (0)
 /* Apply everything queued so far and, if ckpt, checkpoint. */
 int lmq__apply_flush(lmq_env *env, int ckpt);
 /* Wait until every record enqueued before this call is written and

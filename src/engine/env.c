@@ -51,6 +51,63 @@ int lmq__mdb_code(int rc, const char *what) {
 
 lmq_meta *lmq__env_meta(lmq_env *env) { return env ? env->meta : NULL; }
 
+/* Live envs, so that a call on a closed handle is an error, not a crash. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static lmq_env **live;
+static size_t nlive, live_cap;
+
+static int live_add(lmq_env *env) {
+  pthread_mutex_lock(&live_mu);
+  if (nlive == live_cap) {
+    size_t nc = live_cap ? live_cap * 2 : 8;
+    lmq_env **n = realloc(live, nc * sizeof *n);
+    if (!n) {
+      pthread_mutex_unlock(&live_mu);
+      return -1;
+    }
+    live = n;
+    live_cap = nc;
+  }
+  live[nlive++] = env;
+  pthread_mutex_unlock(&live_mu);
+  return 0;
+}
+
+/* Remove env; returns 1 if it was live. */
+static int live_remove(lmq_env *env) {
+  int found = 0;
+  pthread_mutex_lock(&live_mu);
+  for (size_t i = 0; i < nlive; i++)
+    if (live[i] == env) {
+      live[i] = live[--nlive];
+      found = 1;
+      break;
+    }
+  if (nlive == 0) {
+    free(live);
+    live = NULL;
+    live_cap = 0;
+  }
+  pthread_mutex_unlock(&live_mu);
+  return found;
+}
+
+int lmq__env_check(lmq_env *env) {
+  if (!env)
+    return lmq__error(LMQ_EINVAL, "env is NULL");
+  int found = 0;
+  pthread_mutex_lock(&live_mu);
+  for (size_t i = 0; i < nlive; i++)
+    if (live[i] == env) {
+      found = 1;
+      break;
+    }
+  pthread_mutex_unlock(&live_mu);
+  if (!found || atomic_load(&env->closed))
+    return lmq__error(LMQ_ECLOSED, "env handle is closed");
+  return 0;
+}
+
 static int sys_get_u64s(MDB_txn *txn, MDB_dbi dbi, const char *key,
                         uint64_t *v, int n) {
   MDB_val k = {strlen(key), (void *)key}, d;
@@ -633,6 +690,8 @@ static void cond_init_mono(pthread_cond_t *c) {
   pthread_condattr_destroy(&a);
 }
 
+static void env_shutdown(lmq_env *env);
+
 LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
                          const lmq_env_options *opts) {
   lmq__error_clear();
@@ -762,6 +821,11 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
     goto fail;
   }
   env->applier_started = 1;
+  if (live_add(env)) {
+    rc = lmq__error(LMQ_ENOMEM, "out of memory");
+    env_shutdown(env);
+    return rc;
+  }
   *out = env;
   return 0;
 fail:
@@ -769,11 +833,8 @@ fail:
   return rc;
 }
 
-LMQ_API void lmq_env_close(lmq_env *env) {
-  if (!env)
-    return;
-  if (atomic_exchange(&env->closed, 1))
-    return;
+static void env_shutdown(lmq_env *env) {
+  atomic_store(&env->closed, 1);
   if (env->applier_started) {
     lmq__apply_flush(env, 0);
     if (env->opt.autocommit_ms) /* explicit-commit users keep control */
@@ -802,10 +863,16 @@ LMQ_API void lmq_env_close(lmq_env *env) {
   env_free(env);
 }
 
+LMQ_API void lmq_env_close(lmq_env *env) {
+  /* A handle that is not live (NULL, closed already) is ignored without
+   * being touched. */
+  if (env && live_remove(env))
+    env_shutdown(env);
+}
+
 LMQ_API int lmq_env_checkpoint(lmq_env *env) {
   lmq__error_clear();
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   if (atomic_load(&env->closed))
     return lmq__error(LMQ_ECLOSED, "env is closed");
   return lmq__apply_flush(env, 1);
@@ -813,8 +880,9 @@ LMQ_API int lmq_env_checkpoint(lmq_env *env) {
 
 LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env) {
   lmq__error_clear();
-  if (!out || !env)
-    return lmq__error(LMQ_EINVAL, "NULL argument");
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
   memset(out, 0, sizeof *out);
   pthread_mutex_lock(&env->io_mu);
   out->wal_bytes = env->wal_live_bytes;

@@ -100,8 +100,7 @@ static lmq_group *find_locked(lmq_chan *ch, const char *name) {
 /* Look up channel and group; on success the caller owns a channel ref. */
 static int get_cg(lmq_chan **chp, lmq_group **gp, lmq_env *env,
                   const char *channel, const char *group) {
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   int rc = lmq__name_check("group", group);
   if (rc)
     return rc;
@@ -148,8 +147,7 @@ static void fd_update(lmq_chan *ch, lmq_group *g) {
 LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
                              const char *group, int start) {
   lmq__error_clear();
-  if (!env)
-    return lmq__error(LMQ_EINVAL, "env is NULL");
+  LMQ__ENV_CHECK(env);
   if (start != LMQ_START_EARLIEST && start != LMQ_START_LATEST)
     return lmq__error(LMQ_EINVAL, "start must be LMQ_START_EARLIEST or _LATEST");
   int rc = lmq__name_check("group", group);
