@@ -75,6 +75,7 @@ typedef struct rec_ref {
   lmq_id first_id;
   uint32_t count;
   size_t off;       /* offset of the record's first payload entry */
+  size_t rec_off, rec_size; /* the whole record, sealed by the leader */
   uint64_t bytes;   /* payload bytes */
 } rec_ref;
 
@@ -123,6 +124,20 @@ struct lmq_env {
   uint64_t wal_seg, wal_off, wal_synced_off;
   uint64_t wal_live_bytes; /* bytes in segments not yet deleted */
   uint64_t last_sync_ns;
+  uint64_t sync_ns_avg;     /* recent fdatasync duration (for linger) */
+  int nspares;              /* recycled segment files ready: wal/spare.N */
+
+  /* group commit linger: when producers are concurrent, a new leader waits
+   * briefly for the others to enqueue so one fsync covers all of them */
+  pthread_cond_t linger_cond;
+  size_t last_nrecs;        /* records in the previous chunk */
+  int lingering;
+  size_t linger_target;
+
+  /* recycled chunk buffers */
+  pthread_mutex_t free_mu;
+  chunk *free_chunks;
+  int nfree;
 
   /* applier (app_mu) */
   pthread_t applier;
@@ -188,6 +203,9 @@ int lmq__groups_commit_all(lmq_env *env);
 
 /* --- produce.c */
 void lmq__chunk_unref(lmq_env *env, chunk *c);
-chunk *lmq__chunk_new(uint64_t seq);
+chunk *lmq__chunk_new(lmq_env *env, uint64_t seq);
+void lmq__chunk_free_all(lmq_env *env);
+/* Recycle or delete a fully-applied WAL segment file (io_mu not held). */
+void lmq__wal_retire(lmq_env *env, const char *path);
 
 #endif

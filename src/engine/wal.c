@@ -36,12 +36,13 @@ unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
   return p + 20;
 }
 
-void lmq__wal_rec_seal(unsigned char *buf, size_t size) {
+void lmq__wal_rec_seal(unsigned char *buf, size_t size, uint64_t seg) {
   lmq__put64(buf + size - LMQ_WAL_TRAILER,
-             XXH3_64bits(buf, size - LMQ_WAL_TRAILER));
+             XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg));
 }
 
-int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail) {
+int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
+                   uint64_t seg) {
   if (avail < LMQ_WAL_HDR + LMQ_WAL_TRAILER)
     return 0;
   if (lmq__get32(buf) != LMQ_WAL_MAGIC)
@@ -52,7 +53,7 @@ int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail) {
   size_t size = LMQ_WAL_HDR + (size_t)blen + LMQ_WAL_TRAILER;
   if (size > avail)
     return 0;
-  if (XXH3_64bits(buf, size - LMQ_WAL_TRAILER) !=
+  if (XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg) !=
       lmq__get64(buf + size - LMQ_WAL_TRAILER))
     return 0;
   const unsigned char *p = buf + LMQ_WAL_HDR, *end = p + blen;

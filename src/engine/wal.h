@@ -4,7 +4,13 @@
  *
  * A segment is DIR/wal/<16-digit number>.log, a sequence of records:
  *
- *   u32 magic 'LMQW' | u32 body_len | body | u64 xxh3(magic..body)
+ *   u32 magic 'LMQW' | u32 body_len | body | u64 xxh3(magic..body, seed)
+ *
+ * where seed is the segment's number. Segment files are recycled (an
+ * applied segment is renamed to a future number and overwritten, which
+ * makes fdatasync cheaper than appending); the seed makes the old
+ * contents' records invalid, so the log still ends at the first record
+ * that does not verify.
  *
  * all little-endian. A produce body is:
  *
@@ -33,14 +39,14 @@ size_t lmq__wal_rec_size(size_t name_len, size_t count, uint64_t payload_bytes);
 
 /*
  * Write a produce record header into buf (which has lmq__wal_rec_size() bytes)
- * and return a pointer where the count (u32 len | payload) entries go. After
- * filling them, call lmq__wal_rec_seal(buf, size).
+ * and return a pointer where the count (u32 len | payload) entries go. Once the
+ * segment it goes to is known, call lmq__wal_rec_seal(buf, size, seg).
  */
 unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
                                   const char *name, size_t name_len,
                                   uint64_t incarnation, uint64_t first_id,
                                   uint32_t count);
-void lmq__wal_rec_seal(unsigned char *buf, size_t size);
+void lmq__wal_rec_seal(unsigned char *buf, size_t size, uint64_t seg);
 
 /* A decoded produce record; pointers point into the caller's buffer. */
 typedef struct lmq_wal_rec {
@@ -55,11 +61,12 @@ typedef struct lmq_wal_rec {
 } lmq_wal_rec;
 
 /*
- * Decode the record at buf[0..avail). Returns 1 with *rec filled, 0 when the
+ * Decode the record at buf[0..avail) of segment seg. Returns 1 with *rec filled, 0 when the
  * bytes are not a complete valid record (torn, corrupt, zero fill), never
  * reading past avail. Pure: no I/O, no allocation.
  */
-int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail);
+int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
+                   uint64_t seg);
 
 /* Iterate the payloads of a decoded record: *pos starts at 0. Returns 1 and
  * sets data/len, or 0 at the end. The decoder has validated the layout. */
