@@ -503,3 +503,23 @@ Test(engine, small_wal_segments_roll_and_recover) {
     cr_assert_eq(((const char *)lmq_msgs_at(m, (size_t)i)->data)[0], 'a' + i % 26);
   lmq_msgs_free(m);
 }
+
+Test(engine, autocommit_persists_cursors_periodically) {
+  lmq_env_close(env);
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.autocommit_ms = 20;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  lmq_channel_create(env, "c");
+  lmq_group_create(env, "c", "g", LMQ_START_EARLIEST);
+  for (int i = 0; i < 5; i++)
+    put_str(env, "c", "m");
+  lmq_msgs_free(take("c", "g", 3, 3));
+  lmq_group_stats gs = {0};
+  for (int i = 0; i < 100; i++) {
+    lmq_group_stats_get(&gs, env, "c", "g");
+    if (gs.committed == gs.cursor)
+      break;
+    usleep(10 * 1000);
+  }
+  cr_assert_eq(gs.committed, gs.cursor, "cursor not auto-committed");
+}

@@ -143,7 +143,8 @@ int lmq__wal_list(uint64_t **out, size_t *n, const char *waldir) {
     arr[cnt++] = v;
   }
   closedir(d);
-  qsort(arr, cnt, sizeof *arr, cmp_u64);
+  if (cnt)
+    qsort(arr, cnt, sizeof *arr, cmp_u64);
   *out = arr;
   *n = cnt;
   return 0;
