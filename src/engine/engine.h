@@ -148,6 +148,7 @@ struct lmq_env {
   chunk *aq_head, *aq_tail;
   uint64_t unapplied;       /* bytes queued */
   uint64_t flush_req, flush_done; /* apply-everything requests */
+  uint64_t ckpt_req;        /* the flush request that also wants a checkpoint */
   int app_err;              /* last apply error (0 = healthy) */
   int stop;
   uint64_t applied_seg, applied_off;

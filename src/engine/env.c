@@ -478,8 +478,10 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
     }
   if (rc)
     return lmq__mdb_code(rc, "apply commit");
+  pthread_mutex_lock(&env->app_mu);
   env->applied_seg = last->seg;
   env->applied_off = last->end_off;
+  pthread_mutex_unlock(&env->app_mu);
   return 0;
 fail:
   mdb_txn_abort(txn);
@@ -579,6 +581,7 @@ static void *applier_main(void *arg) {
       continue;
     }
     uint64_t req = env->flush_req;
+    int want_ckpt = env->ckpt_req > env->flush_done;
     chunk *list = env->aq_head;
     env->aq_head = env->aq_tail = NULL;
     pthread_mutex_unlock(&env->app_mu);
@@ -601,12 +604,15 @@ static void *applier_main(void *arg) {
           c = next;
         }
         env->ckpt_bytes += bytes;
-        if (env->ckpt_bytes >= env->opt.checkpoint_bytes || (want_flush && env->stop))
-          rc = checkpoint(env);
       }
     }
+    /* Checkpoints run only here, so segments are retired by one thread. A
+     * failed checkpoint is reported but loses nothing: the WAL stays. */
+    int crc = 0;
+    if (!rc && (want_ckpt || env->ckpt_bytes >= env->opt.checkpoint_bytes))
+      crc = checkpoint(env);
     pthread_mutex_lock(&env->app_mu);
-    if (list && rc && rc != 0) {
+    if (list && rc) {
       /* Put the chunks back in front: they stay in the tails and the WAL,
        * and the apply is retried on the next round. */
       chunk *t = list;
@@ -617,12 +623,10 @@ static void *applier_main(void *arg) {
       if (!env->aq_tail)
         env->aq_tail = t;
     }
-    env->app_err = rc;
+    env->app_err = rc ? rc : crc;
     env->unapplied -= bytes;
-    if (want_flush && (rc == 0 || env->stop))
-      env->flush_done = req;
-    else if (want_flush && rc)
-      env->flush_done = req; /* report the error to the flusher */
+    if (want_flush)
+      env->flush_done = req; /* done, or failed: the flusher reads app_err */
     pthread_cond_broadcast(&env->app_done);
     if (rc && !env->stop) {
       /* Back off a little before retrying a failing apply. */
@@ -650,6 +654,8 @@ int lmq__apply_flush(lmq_env *env, int ckpt) {
     return rc;
   pthread_mutex_lock(&env->app_mu);
   uint64_t req = ++env->flush_req;
+  if (ckpt)
+    env->ckpt_req = req;
   pthread_cond_signal(&env->app_cond);
   while (env->flush_done < req)
     pthread_cond_wait(&env->app_done, &env->app_mu);
@@ -658,15 +664,7 @@ int lmq__apply_flush(lmq_env *env, int ckpt) {
   if (rc)
     return lmq__error(rc, "applying the WAL to LMDB failed: %s",
                       lmq_strerror(rc));
-  if (ckpt) {
-    /* The applier thread is idle for this env's queue at this point only
-     * if no producer raced; a checkpoint is safe either way because it only
-     * deletes segments strictly before the applied position. */
-    pthread_mutex_lock(&env->app_mu);
-    rc = checkpoint(env);
-    pthread_mutex_unlock(&env->app_mu);
-  }
-  return rc;
+  return 0;
 }
 
 /* --------------------------------------------------------------------- */
