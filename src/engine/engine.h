@@ -39,7 +39,7 @@ typedef struct lmq_group {
   pthread_mutex_t mu; /* serializes consumers of this group */
   lmq_id cursor;      /* next consume returns IDs >= cursor (under mu) */
   lmq_id committed;   /* last persisted cursor (under mu) */
-  int dirty;          /* cursor != committed */
+  atomic_int dirty;   /* cursor moved since the last commit (read unlocked) */
   int efd;            /* eventfd: readable while messages wait (-1: none) */
   int efd_set;        /* efd currently signalled (under chan->mu) */
   int dead;

@@ -608,9 +608,44 @@ LMQ_API int lmq_group_stats_get(lmq_group_stats *out, lmq_env *env,
   return rc ? lmq__mdb_code(rc, "group stats") : 0;
 }
 
+/* etcd refuses transactions of more than 128 operations by default. */
+#define COMMIT_BATCH 128
+
+typedef struct pend {
+  lmq_group *g;
+  lmq_chan *ch;
+} pend;
+
+/* Commit a batch of dirty groups (all their g->mu held) in one transaction. */
+static int commit_batch(lmq_env *env, pend *p, size_t n) {
+  if (!n)
+    return 0;
+  lmq_meta_op ops[COMMIT_BATCH] = {{0}};
+  char keys[COMMIT_BATCH][2 * LMQ_NAME_MAX + 16];
+  unsigned char vals[COMMIT_BATCH][8];
+  lmq_id cur[COMMIT_BATCH];
+  for (size_t j = 0; j < n; j++) {
+    cur[j] = p[j].g->cursor;
+    int kl = gkey(keys[j], p[j].ch->name, p[j].g->name);
+    lmq__put64(vals[j], cur[j]);
+    ops[j] = (lmq_meta_op){LMQ_META_PUT, keys[j], (size_t)kl, vals[j], 8};
+  }
+  int rc = lmq_meta_txn(env->meta, NULL, 0, ops, n);
+  for (size_t j = 0; j < n; j++) {
+    if (!rc) {
+      p[j].g->committed = cur[j];
+      p[j].g->dirty = 0;
+    }
+    pthread_mutex_unlock(&p[j].g->mu);
+  }
+  return rc;
+}
+
 int lmq__groups_commit_all(lmq_env *env) {
-  /* Snapshot channels with references, then commit each one's dirty groups
-   * in one metadata transaction (one etcd request per channel). */
+  /* Snapshot channels with references; commit every dirty cursor in
+   * transactions of up to COMMIT_BATCH groups (one etcd request each). A
+   * group's mutex is held from reading its cursor until the commit lands,
+   * so a concurrent seek (which commits itself) cannot be overwritten. */
   pthread_mutex_lock(&env->reg_mu);
   lmq_chan **list = malloc((env->nchans + 1) * sizeof *list);
   size_t n = 0;
@@ -624,54 +659,45 @@ int lmq__groups_commit_all(lmq_env *env) {
   if (!list)
     return LMQ_ENOMEM;
   int rc = 0;
+  pend batch[COMMIT_BATCH];
+  size_t nb = 0;
   for (size_t i = 0; i < n; i++) {
     lmq_chan *ch = list[i];
-    size_t ng = 0;
-    pthread_mutex_lock(&ch->mu);
-    for (lmq_group *g = ch->groups; g; g = g->next)
-      ng++;
-    lmq_group **gs = calloc(ng ? ng : 1, sizeof *gs);
-    size_t k = 0;
-    for (lmq_group *g = ch->groups; gs && g; g = g->next)
-      gs[k++] = g; /* groups are never freed while ch is referenced */
-    pthread_mutex_unlock(&ch->mu);
-    lmq_meta_op *ops = calloc(ng ? ng : 1, sizeof *ops);
-    char (*keys)[2 * LMQ_NAME_MAX + 16] = calloc(ng ? ng : 1, sizeof *keys);
-    unsigned char (*vals)[8] = calloc(ng ? ng : 1, sizeof *vals);
-    size_t nops = 0;
-    if (gs && ops && keys && vals) {
-      for (size_t j = 0; j < k; j++)
-        pthread_mutex_lock(&gs[j]->mu);
+    for (;;) {
+      /* Groups are never freed while ch is referenced; walk under ch->mu
+       * but take each g->mu only after releasing it (lock order). */
+      lmq_group *gs[COMMIT_BATCH];
+      size_t k = 0;
+      pthread_mutex_lock(&ch->mu);
+      for (lmq_group *g = ch->groups; g && k < COMMIT_BATCH; g = g->next)
+        if (g->dirty)
+          gs[k++] = g;
+      pthread_mutex_unlock(&ch->mu);
+      size_t taken = 0;
       for (size_t j = 0; j < k; j++) {
-        lmq_group *g = gs[j];
-        if (g->dead || (!g->dirty && g->cursor == g->committed))
+        pthread_mutex_lock(&gs[j]->mu);
+        if (gs[j]->dead || !gs[j]->dirty) {
+          pthread_mutex_unlock(&gs[j]->mu);
           continue;
-        int kl = gkey(keys[nops], ch->name, g->name);
-        lmq__put64(vals[nops], g->cursor);
-        ops[nops] = (lmq_meta_op){LMQ_META_PUT, keys[nops], (size_t)kl,
-                                  vals[nops], 8};
-        nops++;
+        }
+        batch[nb++] = (pend){gs[j], ch};
+        taken++;
+        if (nb == COMMIT_BATCH) {
+          int r = commit_batch(env, batch, nb);
+          if (r && !rc)
+            rc = r;
+          nb = 0;
+        }
       }
-      int r = nops ? lmq_meta_txn(env->meta, NULL, 0, ops, nops) : 0;
-      if (!r)
-        for (size_t j = 0; j < k; j++)
-          if (!gs[j]->dead) {
-            gs[j]->committed = gs[j]->cursor;
-            gs[j]->dirty = 0;
-          }
-      if (r && !rc)
-        rc = r;
-      for (size_t j = 0; j < k; j++)
-        pthread_mutex_unlock(&gs[j]->mu);
-    } else if (!rc) {
-      rc = LMQ_ENOMEM;
+      if (k < COMMIT_BATCH || taken == 0 || rc)
+        break;
     }
-    free(gs);
-    free(ops);
-    free(keys);
-    free(vals);
-    lmq__chan_put(env, ch);
   }
+  int r = commit_batch(env, batch, nb);
+  if (r && !rc)
+    rc = r;
+  for (size_t i = 0; i < n; i++)
+    lmq__chan_put(env, list[i]);
   free(list);
   return rc;
 }
