@@ -422,8 +422,8 @@ LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
   /* Persist it now; the applier enforces it on its next round. */
   MDB_txn *txn;
   if (!(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
-    /* abytes belongs to the applier thread; read it under app_mu is not
-     * needed: the record's byte count is rewritten by every apply. */
+    /* The byte count is only a statistic: if an apply races this write, the
+     * next apply that touches the channel rewrites the record. */
     if ((rc = lmq__chan_sys_put(env, txn, ch, ch->abytes)))
       mdb_txn_abort(txn);
     else
@@ -603,8 +603,8 @@ LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
   out->first_id = lfirst;
   out->last_id = ch->last_id;
   pthread_mutex_unlock(&ch->mu);
-  /* abytes is the applier's; a racy read here only skews a statistic. */
-  out->bytes = __atomic_load_n(&ch->abytes, __ATOMIC_RELAXED) + tb;
+
+  out->bytes = atomic_load(&ch->abytes) + tb;
   lmq__chan_put(env, ch);
   return 0;
 }

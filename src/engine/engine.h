@@ -62,7 +62,7 @@ struct lmq_chan {
   uint64_t trim_gen; /* bumped whenever the tail is trimmed */
   lmq_id last_id;    /* newest published ID (0 = never) */
   uint64_t tbytes;   /* payload bytes in the tail (under mu) */
-  uint64_t abytes;   /* payload bytes in LMDB (applier thread only) */
+  _Atomic uint64_t abytes; /* payload bytes in LMDB (written by the applier) */
   uint64_t apply_epoch, apply_add; /* applier bookkeeping */
   int apply_written;
   uint64_t ret_age_ms, ret_bytes; /* retention; 0 = none */
