@@ -523,3 +523,27 @@ Test(engine, autocommit_persists_cursors_periodically) {
   }
   cr_assert_eq(gs.committed, gs.cursor, "cursor not auto-committed");
 }
+
+Test(engine, interval_policy_syncs_within_the_interval_and_none_does_not) {
+  lmq_env_close(env);
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.sync = LMQ_SYNC_NONE;
+  o.sync_interval_ms = 20;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  lmq_channel_create(env, "c");
+  lmq_env_stats s0, s1;
+  lmq_env_stats_get(&s0, env);
+  lmq_buf b = {"x", 1};
+  for (int i = 0; i < 10; i++)
+    cr_assert_eq(lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_NONE), 0);
+  usleep(200 * 1000);
+  lmq_env_stats_get(&s1, env);
+  cr_assert_eq(s1.fsyncs, s0.fsyncs, "NONE produced %llu fsyncs",
+               (unsigned long long)(s1.fsyncs - s0.fsyncs));
+  cr_assert_eq(lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_INTERVAL), 0);
+  for (int i = 0; i < 100 && s1.fsyncs == s0.fsyncs; i++) {
+    usleep(10 * 1000);
+    lmq_env_stats_get(&s1, env);
+  }
+  cr_assert_gt(s1.fsyncs, s0.fsyncs, "INTERVAL write never synced");
+}

@@ -22,8 +22,6 @@
 
 #define SYS_INCARNATION "incarnation"
 
-static pthread_mutex_t ddl_mu = PTHREAD_MUTEX_INITIALIZER; /* create/destroy */
-
 void lmq__chan_key(char *buf, const char *name) {
   buf[0] = 'c';
   buf[1] = ':';
@@ -233,29 +231,29 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
     return rc;
   if (atomic_load(&env->closed))
     return lmq__error(LMQ_ECLOSED, "env is closed");
-  pthread_mutex_lock(&ddl_mu);
+  pthread_mutex_lock(&env->ddl_mu);
   pthread_mutex_lock(&env->reg_mu);
   lmq_chan *old = lmq__chan_lookup_locked(env, name, strlen(name));
   size_t n = env->nchans;
   pthread_mutex_unlock(&env->reg_mu);
   if (old) {
-    pthread_mutex_unlock(&ddl_mu);
+    pthread_mutex_unlock(&env->ddl_mu);
     return 0; /* idempotent */
   }
   if (n >= env->opt.max_channels) {
-    pthread_mutex_unlock(&ddl_mu);
+    pthread_mutex_unlock(&env->ddl_mu);
     return lmq__error(LMQ_ELIMIT, "max_channels (%u) channels exist",
                       env->opt.max_channels);
   }
   lmq_chan *ch = chan_alloc(name);
   if (!ch) {
-    pthread_mutex_unlock(&ddl_mu);
+    pthread_mutex_unlock(&env->ddl_mu);
     return lmq__error(LMQ_ENOMEM, "out of memory");
   }
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
     chan_free(ch);
-    pthread_mutex_unlock(&ddl_mu);
+    pthread_mutex_unlock(&env->ddl_mu);
     return lmq__mdb_code(rc, "create channel");
   }
   MDB_val k = {strlen(SYS_INCARNATION), SYS_INCARNATION}, v;
@@ -282,7 +280,7 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
     mdb_txn_abort(txn);
   if (rc) {
     chan_free(ch);
-    pthread_mutex_unlock(&ddl_mu);
+    pthread_mutex_unlock(&env->ddl_mu);
     return lmq__mdb_code(rc, "create channel");
   }
   pthread_mutex_lock(&env->reg_mu);
@@ -294,7 +292,7 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
   lmq__put64(mv, ch->created_ms);
   lmq__put64(mv + 8, ch->incarnation);
   rc = lmq_meta_put(env->meta, mk, (size_t)meta_chan_key(mk, name), mv, sizeof mv);
-  pthread_mutex_unlock(&ddl_mu);
+  pthread_mutex_unlock(&env->ddl_mu);
   return rc;
 }
 
@@ -302,10 +300,10 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   lmq__error_clear();
   LMQ__ENV_CHECK(env);
   lmq_chan *ch;
-  pthread_mutex_lock(&ddl_mu);
+  pthread_mutex_lock(&env->ddl_mu);
   int rc = lmq__chan_get(&ch, env, name);
   if (rc) {
-    pthread_mutex_unlock(&ddl_mu);
+    pthread_mutex_unlock(&env->ddl_mu);
     return rc;
   }
   pthread_mutex_lock(&env->wal_mu);
@@ -348,7 +346,7 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
     mrc = lmq_meta_del_prefix(env->meta, gp, (size_t)gl);
   }
   lmq__chan_put(env, ch); /* last reference: frees it */
-  pthread_mutex_unlock(&ddl_mu);
+  pthread_mutex_unlock(&env->ddl_mu);
   return rc ? rc : mrc;
 }
 

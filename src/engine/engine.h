@@ -90,6 +90,7 @@ typedef struct chunk {
   uint64_t seg;       /* WAL segment it went to */
   uint64_t end_off;   /* offset in seg after it */
   int need_sync;
+  int has_interval;   /* holds INTERVAL records (the syncer must cover) */
   int err;            /* result of the write, read by waiting producers */
   atomic_int refs;    /* waiting producers + the applier */
   uint64_t queued_ns; /* when it reached the applier */
@@ -105,6 +106,7 @@ struct lmq_env {
   atomic_int closed;
 
   /* channel registry */
+  pthread_mutex_t ddl_mu; /* serializes channel create/destroy */
   pthread_mutex_t reg_mu;
   pthread_cond_t reg_cond; /* a channel's refs dropped */
   lmq_chan **htab;
@@ -122,6 +124,7 @@ struct lmq_env {
   pthread_mutex_t io_mu;
   int wal_fd;
   uint64_t wal_seg, wal_off, wal_synced_off;
+  int interval_dirty; /* INTERVAL records written but not yet synced */
   uint64_t wal_live_bytes; /* bytes in segments not yet deleted */
   uint64_t last_sync_ns;
   uint64_t sync_ns_avg;     /* recent fdatasync duration (for linger) */

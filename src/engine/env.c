@@ -524,11 +524,13 @@ static int checkpoint(lmq_env *env) {
 
 static void interval_sync(lmq_env *env, uint64_t now) {
   pthread_mutex_lock(&env->io_mu);
-  if (env->wal_fd >= 0 && env->wal_synced_off < env->wal_off &&
+  if (env->wal_fd >= 0 && env->interval_dirty &&
+      env->wal_synced_off < env->wal_off &&
       now - env->last_sync_ns >= (uint64_t)env->opt.sync_interval_ms * 1000000u) {
     uint64_t upto = env->wal_off;
     if (lmq__datasync(env->wal_fd) == 0) {
       env->wal_synced_off = upto;
+      env->interval_dirty = 0;
       atomic_fetch_add(&env->st_fsyncs, 1);
     } else {
       atomic_store(&env->failed, 1);
@@ -711,6 +713,7 @@ static void env_free(lmq_env *env) {
   lmq__chunk_free_all(env);
   lmq__unlock_dir(env->lockfd);
   pthread_mutex_destroy(&env->reg_mu);
+  pthread_mutex_destroy(&env->ddl_mu);
   pthread_cond_destroy(&env->reg_cond);
   pthread_mutex_destroy(&env->wal_mu);
   pthread_cond_destroy(&env->wal_cond);
@@ -759,6 +762,7 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
   env->lockfd = -1;
   env->wal_fd = -1;
   pthread_mutex_init(&env->reg_mu, NULL);
+  pthread_mutex_init(&env->ddl_mu, NULL);
   pthread_cond_init(&env->reg_cond, NULL);
   pthread_mutex_init(&env->wal_mu, NULL);
   pthread_cond_init(&env->wal_cond, NULL);

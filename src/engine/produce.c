@@ -44,6 +44,7 @@ chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
   c->len = 0;
   c->nrecs = 0;
   c->need_sync = 0;
+  c->has_interval = 0;
   c->err = 0;
   c->seq = seq;
   atomic_init(&c->refs, 1);
@@ -159,8 +160,11 @@ static int leader_flush(lmq_env *env, chunk *c) {
       goto out_unlock;
     }
     env->wal_synced_off = env->wal_off;
+    env->interval_dirty = 0;
     env->last_sync_ns = lmq__mono_ns();
     atomic_fetch_add(&env->st_fsyncs, 1);
+  } else if (c->has_interval) {
+    env->interval_dirty = 1;
   }
   atomic_fetch_add(&env->st_commits, 1);
 out_unlock:
@@ -355,6 +359,8 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
     pthread_cond_signal(&env->linger_cond);
   if (sync == LMQ_SYNC_ALWAYS)
     c->need_sync = 1;
+  else if (sync == LMQ_SYNC_INTERVAL)
+    c->has_interval = 1;
   atomic_fetch_add(&c->refs, 1);
   wait_done(env, c->seq);
   rc = c->err;
