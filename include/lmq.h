@@ -154,9 +154,13 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
                          const lmq_env_options *opts);
 
 /*
- * Apply the WAL, checkpoint and release everything. NULL is accepted. No
- * other thread may be inside a call on env (blocked consumers must have
- * returned); handles and results obtained from env must not be used after.
+ * Apply the WAL to LMDB, checkpoint and release everything. With
+ * autocommit_ms set, dirty group cursors are committed first; without it,
+ * cursors stay where the application last committed them. NULL and an
+ * already-closed handle are accepted (and ignored); later calls on a closed
+ * env return LMQ_ECLOSED. No other thread may be inside a call on env
+ * (blocked consumers must have returned); results obtained from env (an
+ * lmq_msgs) stay valid and must still be freed.
  */
 LMQ_API void lmq_env_close(lmq_env *env);
 
