@@ -371,7 +371,7 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
         continue;
       }
       amb = v == ETCD_RETRY_IDEM;
-      snprintf(last, sizeof last, "%s: %s", e->u.eps[ep], msg);
+      snprintf(last, sizeof last, "%s: %.200s", e->u.eps[ep], msg);
     } else {
       if (cc == CURLE_WRITE_ERROR) {
         rc = out->overflow ? lmq__error(LMQ_ETOOBIG, "etcd %s: answer larger than "
@@ -382,7 +382,7 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
       }
       long sent = 0;
       curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
-      snprintf(last, sizeof last, "%s: %s", e->u.eps[ep],
+      snprintf(last, sizeof last, "%s: %.200s", e->u.eps[ep],
                errbuf[0] ? errbuf : curl_easy_strerror(cc));
       if (!curl_transient(cc, sent > 0, &amb)) {
         rc = curl_definite(cc, what, last);
