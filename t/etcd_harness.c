@@ -179,8 +179,7 @@ static int spawn(etcd_harness *h) {
     execl(h->bin, h->bin, "--data-dir", data, "--listen-client-urls", curl,
           "--advertise-client-urls", curl, "--listen-peer-urls", purl,
           "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
-          "--heartbeat-interval", "10", "--election-timeout", "100",
-          (char *)NULL);
+          "--heartbeat-interval", "10", "--election-timeout", "100", (char *)NULL);
     _exit(127);
   }
   h->pid = pid;
@@ -273,8 +272,8 @@ int eh_enable_auth(etcd_harness *h, const char *user, const char *password) {
   snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\"}", user, password);
   if (eh_post(h, "/v3/auth/user/add", body, NULL, resp, sizeof resp) != 200)
     return fail(h, "user add: %s", resp);
-  if (eh_post(h, "/v3/auth/role/add", "{\"name\":\"root\"}", NULL, resp,
-              sizeof resp) != 200)
+  if (eh_post(h, "/v3/auth/role/add", "{\"name\":\"root\"}", NULL, resp, sizeof resp) !=
+      200)
     return fail(h, "role add: %s", resp);
   snprintf(body, sizeof body, "{\"user\":\"%s\",\"role\":\"root\"}", user);
   if (eh_post(h, "/v3/auth/user/grant", body, NULL, resp, sizeof resp) != 200)

@@ -15,12 +15,12 @@
 #include <sys/types.h>
 
 typedef struct etcd_harness {
-  pid_t pid;        /* running etcd, or 0 */
-  int port;         /* client port */
+  pid_t pid; /* running etcd, or 0 */
+  int port;  /* client port */
   int peer_port;
-  char dir[256];    /* temporary directory: data/ and etcd.log */
-  char bin[512];    /* etcd executable */
-  char err[512];    /* why the last call failed */
+  char dir[256]; /* temporary directory: data/ and etcd.log */
+  char bin[512]; /* etcd executable */
+  char err[512]; /* why the last call failed */
 } etcd_harness;
 
 /* A loopback TCP port that was free a moment ago, or -1. */

@@ -10,10 +10,10 @@
  * cannot be started the etcd tests fail; they never pass silently.
  */
 #include "config.h"
-#include "lmq.h"
-#include "meta/meta.h"
-#include "meta/etcd_codec.h"
 #include "etcd_harness.h"
+#include "lmq.h"
+#include "meta/etcd_codec.h"
+#include "meta/meta.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -63,9 +63,9 @@ static const char *run_dir(void) {
 static int shared_port(void) {
   const char *p = getenv("LMQ_TEST_ETCD_PORT");
   if (!p)
-    cr_assert_fail("no etcd for the tests: %s",
-             getenv("LMQ_TEST_ETCD_ERROR") ? getenv("LMQ_TEST_ETCD_ERROR")
-                                           : "not started");
+    cr_assert_fail("no etcd for the tests: %s", getenv("LMQ_TEST_ETCD_ERROR")
+                                                    ? getenv("LMQ_TEST_ETCD_ERROR")
+                                                    : "not started");
   return atoi(p);
 }
 
@@ -130,15 +130,14 @@ static void ctx_close(ctx *c) {
     eh_rmtree(c->dir);
 }
 
-#define META_TEST(name)                                                        \
-  ParameterizedTestParameters(meta, name) {                                    \
-    return cr_make_param_array(drv, drivers, sizeof drivers / sizeof *drivers); \
-  }                                                                            \
+#define META_TEST(name)                                                                \
+  ParameterizedTestParameters(meta, name) {                                            \
+    return cr_make_param_array(drv, drivers, sizeof drivers / sizeof *drivers);        \
+  }                                                                                    \
   ParameterizedTest(drv *d, meta, name, .timeout = 60)
 
-#define OK(expr)                                                               \
-  cr_assert_eq((expr), 0, "[%s] %s: %s", cur_driver, #expr, lmq_errmsg())
-#define STR_EQ(got, want)                                                      \
+#define OK(expr) cr_assert_eq((expr), 0, "[%s] %s: %s", cur_driver, #expr, lmq_errmsg())
+#define STR_EQ(got, want)                                                              \
   cr_assert_str_eq((got), (want), "[%s] got '%s'", cur_driver, (got))
 
 static void put_s(lmq_meta *m, const char *k, const char *v) {
@@ -289,8 +288,8 @@ META_TEST(multi_op_txn_is_atomic) {
 META_TEST(prefix_ranges_do_not_leak) {
   ctx c;
   ctx_open(&c, d);
-  const char *keys[] = {"chan01", "chan01/a", "chan01/b", "chan011/a", "chan02/a",
-                        "chan0", "chan01/\xff", "chan010"};
+  const char *keys[] = {"chan01",   "chan01/a", "chan01/b",    "chan011/a",
+                        "chan02/a", "chan0",    "chan01/\xff", "chan010"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
     put_s(c.m, keys[i], "v");
   char got[512];
@@ -309,14 +308,21 @@ META_TEST(prefix_ranges_do_not_leak) {
 META_TEST(prefix_ending_in_0xff_bytes) {
   ctx c;
   ctx_open(&c, d);
-  const char *keys[] = {"a", "a\xff", "a\xff\xff", "a\xff" "b", "b", "\xff",
+  const char *keys[] = {"a",
+                        "a\xff",
+                        "a\xff\xff",
+                        "a\xff"
+                        "b",
+                        "b",
+                        "\xff",
                         "\xff\xff"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
     put_s(c.m, keys[i], "v");
   char got[256];
   size_t n;
   range_keys(c.m, got, sizeof got, "a\xff", 2, NULL, 0, 0, &n);
-  STR_EQ(got, "a\xff|a\xff" "b|a\xff\xff");
+  STR_EQ(got, "a\xff|a\xff"
+              "b|a\xff\xff");
   range_keys(c.m, got, sizeof got, "a", 1, NULL, 0, 0, &n);
   cr_assert_eq(n, 4, "%s", got);
   range_keys(c.m, got, sizeof got, "\xff", 1, NULL, 0, 0, &n);
@@ -481,7 +487,8 @@ META_TEST(watch_delivers_puts_and_deletes) {
   put_s(c.m, "x/b", "no");
   put_s(c.m, "w", "no");
   OK(lmq_meta_del(c.m, "w/a", 3));
-  lmq_meta_op ops[] = {{LMQ_META_PUT, "w/c", 3, "3", 1}, {LMQ_META_PUT, "x/d", 3, "n", 1}};
+  lmq_meta_op ops[] = {{LMQ_META_PUT, "w/c", 3, "3", 1},
+                       {LMQ_META_PUT, "x/d", 3, "n", 1}};
   OK(lmq_meta_txn(c.m, NULL, 0, ops, 2));
   cr_assert_eq(wait_events(&l, 3, 5000), 3, "events: %s", l.text);
   nap_ms(100);
@@ -620,8 +627,8 @@ Test(etcd, fails_over_to_a_live_endpoint) {
   int port = shared_port(), dead = eh_free_port();
   char ns[128], uri[300];
   unique_ns(ns, sizeof ns, "fo");
-  snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d,127.0.0.1:%d%s?timeout_ms=3000",
-           dead, port, ns);
+  snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d,127.0.0.1:%d%s?timeout_ms=3000", dead,
+           port, ns);
   lmq_meta *m = NULL;
   long t0 = mono_ms();
   OK(lmq_meta_open(&m, uri, NULL));
@@ -839,27 +846,33 @@ Test(codec, classify_real_answers) {
     int verdict, code;
   } cases[] = {
       {200, "{}", ETCD_DONE, 0},
-      {400, "{\"error\":\"etcdserver: authentication failed, invalid user ID or "
-            "password\",\"code\":3}", ETCD_FAIL, LMQ_EAUTH},
+      {400,
+       "{\"error\":\"etcdserver: authentication failed, invalid user ID or "
+       "password\",\"code\":3}",
+       ETCD_FAIL, LMQ_EAUTH},
       {401, "{\"error\":\"etcdserver: invalid auth token\",\"code\":16}", ETCD_REAUTH,
        0},
       {400, "{\"error\":\"etcdserver: user name is empty\",\"code\":3}", ETCD_FAIL,
        LMQ_EAUTH},
-      {429, "{\"error\":\"grpc: received message larger than max (3145736 vs. "
-            "2097152)\",\"code\":8}", ETCD_FAIL, LMQ_ETOOBIG},
+      {429,
+       "{\"error\":\"grpc: received message larger than max (3145736 vs. "
+       "2097152)\",\"code\":8}",
+       ETCD_FAIL, LMQ_ETOOBIG},
       {400, "{\"error\":\"etcdserver: request is too large\",\"code\":3}", ETCD_FAIL,
        LMQ_ETOOBIG},
       {404, "{\"error\":\"etcdserver: requested lease not found\",\"code\":5}",
        ETCD_FAIL, LMQ_ENOTFOUND},
-      {400, "{\"error\":\"etcdserver: duplicate key given in txn request\","
-            "\"code\":3}", ETCD_FAIL, LMQ_EINVAL},
+      {400,
+       "{\"error\":\"etcdserver: duplicate key given in txn request\","
+       "\"code\":3}",
+       ETCD_FAIL, LMQ_EINVAL},
       {503, "{\"error\":\"etcdserver: no leader\",\"code\":14}", ETCD_RETRY, 0},
       {503, "{\"error\":\"etcdserver: request timed out\",\"code\":14}",
        ETCD_RETRY_IDEM, 0},
       {502, "Bad Gateway", ETCD_RETRY_IDEM, 0},
       {404, "Not Found\n", ETCD_FAIL, LMQ_EPROTO},
-      {400, "{\"error\":\"illegal base64 data at input byte 0\",\"code\":3}",
-       ETCD_FAIL, LMQ_EPROTO},
+      {400, "{\"error\":\"illegal base64 data at input byte 0\",\"code\":3}", ETCD_FAIL,
+       LMQ_EPROTO},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     int v = etcd_classify(&code, msg, sizeof msg, cases[i].status, cases[i].body,
@@ -871,12 +884,20 @@ Test(codec, classify_real_answers) {
 }
 
 Test(codec, decoders_reject_garbage_without_crashing) {
-  const char *junk[] = {"", "{", "[]", "null", "{\"kvs\":5}", "{\"kvs\":[1]}",
-                        "{\"kvs\":[{\"key\":\"!!\"}]}", "{\"kvs\":[{\"key\":5}]}",
+  const char *junk[] = {"",
+                        "{",
+                        "[]",
+                        "null",
+                        "{\"kvs\":5}",
+                        "{\"kvs\":[1]}",
+                        "{\"kvs\":[{\"key\":\"!!\"}]}",
+                        "{\"kvs\":[{\"key\":5}]}",
                         "{\"kvs\":[{\"key\":\"L3gvaw==\",\"version\":\"abc\"}]}",
                         "{\"result\":{\"events\":[{\"type\":\"ODD\",\"kv\":{}}]}}",
-                        "{\"result\":{\"events\":{}}}", "{\"succeeded\":\"yes\"}",
-                        "\xff\xfe", "{\"header\":{\"revision\":\"99999999999999999999\"}}"};
+                        "{\"result\":{\"events\":{}}}",
+                        "{\"succeeded\":\"yes\"}",
+                        "\xff\xfe",
+                        "{\"header\":{\"revision\":\"99999999999999999999\"}}"};
   for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
     const char *s = junk[i];
     size_t n = strlen(s);
@@ -904,7 +925,8 @@ Test(codec, decoders_reject_garbage_without_crashing) {
   const char *outside = "{\"kvs\":[{\"key\":\"L3kvaw==\",\"version\":\"1\"}]}";
   cr_assert_eq(etcd_decode_range(&kvs, &cnt, NULL, outside, strlen(outside), "/x/", 3),
                LMQ_EPROTO);
-  const char *good = "{\"kvs\":[{\"key\":\"L3gvaw==\",\"version\":\"3\"}],\"more\":true}";
+  const char *good =
+      "{\"kvs\":[{\"key\":\"L3gvaw==\",\"version\":\"3\"}],\"more\":true}";
   int more;
   OK(etcd_decode_range(&kvs, &cnt, &more, good, strlen(good), "/x/", 3));
   cr_assert(cnt == 1 && kvs[0].klen == 1 && !memcmp(kvs[0].key, "k", 1));

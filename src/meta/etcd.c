@@ -32,11 +32,11 @@
  * resumes at the compaction revision). Unwatch wakes the thread through
  * curl_multi_wakeup() and joins it.
  */
-#include "config.h"
-#include "meta/meta.h"
-#include "meta/etcd_codec.h"
 #include "common/error.h"
 #include "common/os.h"
+#include "config.h"
+#include "meta/etcd_codec.h"
+#include "meta/meta.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -47,7 +47,7 @@
 #include <string.h>
 #include <time.h>
 
-#define POOL_MAX 8                     /* idle easy handles kept */
+#define POOL_MAX 8                       /* idle easy handles kept */
 #define RESPONSE_MAX ((size_t)256 << 20) /* refuse answers larger than this */
 #define WATCH_LINE_MAX ((size_t)64 << 20)
 #define BACKOFF_FIRST_MS 20
@@ -63,9 +63,9 @@ typedef struct etcd {
   pthread_mutex_t lock; /* guards everything below */
   CURL *pool[POOL_MAX];
   size_t npool;
-  char *token;          /* NULL without auth */
-  uint64_t token_gen;   /* bumped on every new token */
-  size_t cur;           /* the endpoint that answered last */
+  char *token;        /* NULL without auth */
+  uint64_t token_gen; /* bumped on every new token */
+  size_t cur;         /* the endpoint that answered last */
   etcd_watch *watches;
 } etcd;
 
@@ -78,7 +78,7 @@ struct etcd_watch {
   atomic_int stop;
   unsigned char *key, *end; /* full etcd keys (namespace included) */
   size_t klen, elen;
-  int64_t next_rev;         /* first revision not yet delivered */
+  int64_t next_rev; /* first revision not yet delivered */
   lmq_meta_watch_fn fn;
   void *arg;
   /* Stream state, used by the watch thread only. */
@@ -374,8 +374,9 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
       snprintf(last, sizeof last, "%s: %.200s", e->u.eps[ep], msg);
     } else {
       if (cc == CURLE_WRITE_ERROR) {
-        rc = out->overflow ? lmq__error(LMQ_ETOOBIG, "etcd %s: answer larger than "
-                                                     "%zu bytes (use a limit)",
+        rc = out->overflow ? lmq__error(LMQ_ETOOBIG,
+                                        "etcd %s: answer larger than "
+                                        "%zu bytes (use a limit)",
                                         what, RESPONSE_MAX)
                            : lmq__error(LMQ_ENOMEM, "out of memory reading etcd");
         goto done;
@@ -391,8 +392,9 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
     }
     if (amb) {
       if (!(flags & CALL_IDEM)) {
-        rc = lmq__error(LMQ_EUNAVAIL, "etcd %s: outcome unknown (%s); not retried "
-                                      "because the request is not idempotent",
+        rc = lmq__error(LMQ_EUNAVAIL,
+                        "etcd %s: outcome unknown (%s); not retried "
+                        "because the request is not idempotent",
                         what, last);
         goto done;
       }
@@ -412,8 +414,9 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
       backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
   }
-  rc = lmq__error(LMQ_EUNAVAIL, "etcd %s: no answer within %ld ms (%d attempts; "
-                                "last: %s)",
+  rc = lmq__error(LMQ_EUNAVAIL,
+                  "etcd %s: no answer within %ld ms (%d attempts; "
+                  "last: %s)",
                   what, e->u.timeout_ms, attempts, last);
 done:
   if (rc)
@@ -435,8 +438,8 @@ static int authenticate(etcd *e, uint64_t seen_gen, uint64_t deadline) {
   if (rc)
     return rc;
   buf out;
-  rc = call(e, "authenticate", "/v3/auth/authenticate", body,
-            CALL_IDEM | CALL_NOAUTH, deadline, &out, NULL);
+  rc = call(e, "authenticate", "/v3/auth/authenticate", body, CALL_IDEM | CALL_NOAUTH,
+            deadline, &out, NULL);
   /* The body holds the password: wipe it before freeing. */
   memset(body, 0, strlen(body));
   free(body);
@@ -517,8 +520,9 @@ static int etcd_get(lmq_meta *m, void **val, size_t *vlen, uint64_t *version,
  * values plus a few bytes of framing each). */
 static int size_check(etcd *e, const char *what, size_t bytes) {
   if (bytes > e->u.max_request_bytes)
-    return lmq__error(LMQ_ETOOBIG, "etcd %s: %zu bytes exceed the request limit "
-                                   "of %zu (max_request_bytes)",
+    return lmq__error(LMQ_ETOOBIG,
+                      "etcd %s: %zu bytes exceed the request limit "
+                      "of %zu (max_request_bytes)",
                       what, bytes, e->u.max_request_bytes);
   return 0;
 }
@@ -527,8 +531,9 @@ static int etcd_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
                     const lmq_meta_op *ops, size_t nops) {
   etcd *e = (etcd *)m;
   if (nops > e->u.max_txn_ops || ncmp > e->u.max_txn_ops)
-    return lmq__error(LMQ_ELIMIT, "etcd txn: %zu ops / %zu compares exceed "
-                                  "max_txn_ops %zu",
+    return lmq__error(LMQ_ELIMIT,
+                      "etcd txn: %zu ops / %zu compares exceed "
+                      "max_txn_ops %zu",
                       nops, ncmp, e->u.max_txn_ops);
   size_t bytes = 0;
   for (size_t i = 0; i < ncmp; i++) {
@@ -537,19 +542,17 @@ static int etcd_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
                         cmps[i].type);
     if (!cmps[i].key || !cmps[i].klen ||
         (cmps[i].type == LMQ_META_CMP_VALUE && cmps[i].vlen && !cmps[i].val))
-      return lmq__error(LMQ_EINVAL, "metadata compare %zu: empty key or NULL value",
-                        i);
+      return lmq__error(LMQ_EINVAL, "metadata compare %zu: empty key or NULL value", i);
     bytes += e->u.nslen + cmps[i].klen + 16 +
              (cmps[i].type == LMQ_META_CMP_VALUE ? cmps[i].vlen : 0);
   }
   for (size_t i = 0; i < nops; i++) {
     if (ops[i].type != LMQ_META_PUT && ops[i].type != LMQ_META_DEL)
-      return lmq__error(LMQ_EINVAL, "metadata op %zu: unknown type %d", i,
-                        ops[i].type);
+      return lmq__error(LMQ_EINVAL, "metadata op %zu: unknown type %d", i, ops[i].type);
     if (ops[i].type == LMQ_META_PUT && ops[i].vlen && !ops[i].val)
       return lmq__error(LMQ_EINVAL, "metadata op %zu: NULL value", i);
-    bytes += e->u.nslen + ops[i].klen + 16 +
-             (ops[i].type == LMQ_META_PUT ? ops[i].vlen : 0);
+    bytes +=
+        e->u.nslen + ops[i].klen + 16 + (ops[i].type == LMQ_META_PUT ? ops[i].vlen : 0);
   }
   int rc = size_check(e, "txn", bytes);
   if (rc)
@@ -635,8 +638,8 @@ static int etcd_lease_grant(lmq_meta *m, int64_t *lease_id, int ttl_s) {
     return rc;
   buf out;
   /* A repeated grant only leaves an unused lease that expires by itself. */
-  rc = call(e, "lease grant", "/v3/lease/grant", body, CALL_IDEM, deadline_of(e),
-            &out, NULL);
+  rc = call(e, "lease grant", "/v3/lease/grant", body, CALL_IDEM, deadline_of(e), &out,
+            NULL);
   free(body);
   if (rc)
     return rc;
@@ -664,8 +667,7 @@ static int etcd_lease_keepalive(lmq_meta *m, int64_t lease_id) {
   if (rc)
     return rc;
   if (ttl <= 0)
-    return lmq__error(LMQ_ENOTFOUND, "lease %" PRId64 " expired or unknown",
-                      lease_id);
+    return lmq__error(LMQ_ENOTFOUND, "lease %" PRId64 " expired or unknown", lease_id);
   return 0;
 }
 
@@ -829,8 +831,7 @@ static void watch_once(etcd_watch *w, size_t ep) {
   if (status && status != 200) {
     int code;
     char msg[200];
-    if (etcd_classify(&code, msg, sizeof msg, status, w->line, w->nline) ==
-        ETCD_REAUTH)
+    if (etcd_classify(&code, msg, sizeof msg, status, w->line, w->nline) == ETCD_REAUTH)
       w->reauth = 1;
   }
   if (w->reauth && e->u.user && !atomic_load(&w->stop))
@@ -869,8 +870,8 @@ static void watch_free(etcd_watch *w) {
   free(w);
 }
 
-static int etcd_watch_start(lmq_meta *m, void **handle, const void *prefix,
-                            size_t plen, lmq_meta_watch_fn fn, void *arg) {
+static int etcd_watch_start(lmq_meta *m, void **handle, const void *prefix, size_t plen,
+                            lmq_meta_watch_fn fn, void *arg) {
   etcd *e = (etcd *)m;
   if (!handle || !fn || (plen && !prefix))
     return lmq__error(LMQ_EINVAL, "watch: NULL argument");
@@ -966,11 +967,17 @@ static void etcd_close(lmq_meta *m) {
   free(e);
 }
 
-static const lmq_meta_ops etcd_ops = {
-    "etcd",          etcd_get,           etcd_txn,
-    etcd_range,      etcd_lease_grant,   etcd_lease_keepalive,
-    etcd_lease_revoke, etcd_put_lease,   etcd_watch_start,
-    etcd_unwatch,    etcd_close};
+static const lmq_meta_ops etcd_ops = {"etcd",
+                                      etcd_get,
+                                      etcd_txn,
+                                      etcd_range,
+                                      etcd_lease_grant,
+                                      etcd_lease_keepalive,
+                                      etcd_lease_revoke,
+                                      etcd_put_lease,
+                                      etcd_watch_start,
+                                      etcd_unwatch,
+                                      etcd_close};
 
 int lmq__meta_etcd_open(lmq_meta **out, const char *uri) {
   *out = NULL;

@@ -8,9 +8,9 @@
  * "value"); errors are {"error","message","code"} with the gRPC code, and
  * streamed answers are wrapped in {"result":...} or {"error":...}.
  */
-#include "config.h"
 #include "meta/etcd_codec.h"
 #include "common/error.h"
+#include "config.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -71,8 +71,10 @@ int lmq__b64_decode(void **out, size_t *outlen, const char *src, size_t len) {
   *out = NULL;
   *outlen = 0;
   if (len % 4)
-    return lmq__error(LMQ_EPROTO, "base64 text of %zu characters (not a multiple "
-                                  "of 4)", len);
+    return lmq__error(LMQ_EPROTO,
+                      "base64 text of %zu characters (not a multiple "
+                      "of 4)",
+                      len);
   size_t pad = 0;
   if (len && src[len - 1] == '=')
     pad = (len >= 2 && src[len - 2] == '=') ? 2 : 1;
@@ -210,8 +212,10 @@ static int parse_long(long *v, const char *s, long lo, long hi, const char *name
   errno = 0;
   long x = strtol(s, &end, 10);
   if (!*s || *end || errno || x < lo || x > hi || !isdigit((unsigned char)*s))
-    return lmq__error(LMQ_EINVAL, "metadata URI: %s='%.40s' is not an integer in "
-                                  "[%ld, %ld]", name, s, lo, hi);
+    return lmq__error(LMQ_EINVAL,
+                      "metadata URI: %s='%.40s' is not an integer in "
+                      "[%ld, %ld]",
+                      name, s, lo, hi);
   *v = x;
   return 0;
 }
@@ -224,30 +228,32 @@ static int parse_endpoint(char **out, const char *s, size_t n) {
   if (s[0] == '[') {
     const char *rb = memchr(s, ']', n);
     if (!rb)
-      return lmq__error(LMQ_EINVAL, "metadata URI: '[' without ']' in '%.*s'",
-                        (int)n, s);
+      return lmq__error(LMQ_EINVAL, "metadata URI: '[' without ']' in '%.*s'", (int)n,
+                        s);
     hend = (size_t)(rb - s) + 1;
     if (hend == 2)
       return lmq__error(LMQ_EINVAL, "metadata URI: empty IPv6 address");
     for (size_t i = 1; i + 1 < hend; i++)
       if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
-        return lmq__error(LMQ_EINVAL, "metadata URI: bad IPv6 address '%.*s'",
-                          (int)n, s);
+        return lmq__error(LMQ_EINVAL, "metadata URI: bad IPv6 address '%.*s'", (int)n,
+                          s);
     if (hend < n && s[hend] != ':')
-      return lmq__error(LMQ_EINVAL, "metadata URI: junk after ']' in '%.*s'",
-                        (int)n, s);
+      return lmq__error(LMQ_EINVAL, "metadata URI: junk after ']' in '%.*s'", (int)n,
+                        s);
     pstart = hend < n ? hend + 1 : n;
   } else {
     const char *c = memchr(s, ':', n);
     hend = c ? (size_t)(c - s) : n;
     if (hend == 0)
-      return lmq__error(LMQ_EINVAL, "metadata URI: endpoint '%.*s' has no host",
-                        (int)n, s);
+      return lmq__error(LMQ_EINVAL, "metadata URI: endpoint '%.*s' has no host", (int)n,
+                        s);
     for (size_t i = 0; i < hend; i++) {
       unsigned char ch = (unsigned char)s[i];
       if (!isalnum(ch) && ch != '.' && ch != '-' && ch != '_')
-        return lmq__error(LMQ_EINVAL, "metadata URI: bad character 0x%02x in host "
-                                      "'%.*s'", ch, (int)hend, s);
+        return lmq__error(LMQ_EINVAL,
+                          "metadata URI: bad character 0x%02x in host "
+                          "'%.*s'",
+                          ch, (int)hend, s);
     }
     pstart = c ? hend + 1 : n;
   }
@@ -364,8 +370,10 @@ int etcd_uri_parse(etcd_uri *u, const char *uri) {
     u->tls = 1;
     p = uri + 8;
   } else {
-    return lmq__error(LMQ_EINVAL, "metadata URI '%.100s': scheme must be etcd:// "
-                                  "or etcds://", uri);
+    return lmq__error(LMQ_EINVAL,
+                      "metadata URI '%.100s': scheme must be etcd:// "
+                      "or etcds://",
+                      uri);
   }
   int rc = 0;
   if (strchr(p, '#')) {
@@ -530,8 +538,8 @@ static int classify_text(int *code, const char *m, int64_t gcode, long status) {
   if (strstr(m, "no leader") || strstr(m, "leader changed") ||
       strstr(m, "too many requests") || strstr(m, "not capable"))
     return ETCD_RETRY;
-  if (strstr(m, "timed out") || strstr(m, "server stopped") ||
-      strstr(m, "unhealthy") || gcode == 14 || gcode == 4 || status >= 500)
+  if (strstr(m, "timed out") || strstr(m, "server stopped") || strstr(m, "unhealthy") ||
+      gcode == 14 || gcode == 4 || status >= 500)
     return ETCD_RETRY_IDEM;
   if (strstr(m, "duplicate key") || strstr(m, "key is not provided")) {
     *code = LMQ_EINVAL;
@@ -541,8 +549,8 @@ static int classify_text(int *code, const char *m, int64_t gcode, long status) {
   return ETCD_FAIL;
 }
 
-int etcd_classify(int *code, char *msg, size_t msgcap, long status,
-                  const char *body, size_t len) {
+int etcd_classify(int *code, char *msg, size_t msgcap, long status, const char *body,
+                  size_t len) {
   *code = 0;
   if (msgcap)
     msg[0] = '\0';
@@ -580,8 +588,9 @@ int etcd_classify(int *code, char *msg, size_t msgcap, long status,
     else {
       *code = status == 403 ? LMQ_EAUTH : LMQ_EPROTO;
       if (status == 404 && msgcap)
-        snprintf(msg, msgcap, "HTTP 404: not an etcd v3 JSON gateway (etcd >= 3.4 "
-                              "serves /v3/)");
+        snprintf(msg, msgcap,
+                 "HTTP 404: not an etcd v3 JSON gateway (etcd >= 3.4 "
+                 "serves /v3/)");
       v = ETCD_FAIL;
     }
   }
@@ -678,8 +687,7 @@ int etcd_decode_txn(int *succeeded, const char *body, size_t len) {
   return rc;
 }
 
-int etcd_decode_lease_grant(int64_t *id, int64_t *ttl, const char *body,
-                            size_t len) {
+int etcd_decode_lease_grant(int64_t *id, int64_t *ttl, const char *body, size_t len) {
   cJSON *j = parse_obj(body, len, "lease grant");
   if (!j)
     return LMQ_EPROTO;
@@ -744,8 +752,8 @@ void etcd_watch_msg_free(etcd_watch_msg *m) {
   m->nevents = 0;
 }
 
-int etcd_decode_watch(etcd_watch_msg *m, const char *line, size_t len,
-                      const void *ns, size_t nslen) {
+int etcd_decode_watch(etcd_watch_msg *m, const char *line, size_t len, const void *ns,
+                      size_t nslen) {
   memset(m, 0, sizeof *m);
   cJSON *j = parse_obj(line, len, "watch");
   if (!j)
@@ -894,8 +902,7 @@ int etcd_body_range(char **out, const void *key, size_t klen, const void *end,
 }
 
 int etcd_body_txn(char **out, const lmq_meta_cmp *cmps, size_t ncmp,
-                  const lmq_meta_op *ops, size_t nops, const void *ns,
-                  size_t nslen) {
+                  const lmq_meta_op *ops, size_t nops, const void *ns, size_t nslen) {
   cJSON *r = cJSON_CreateObject();
   cJSON *ca = r ? cJSON_AddArrayToObject(r, "compare") : NULL;
   cJSON *sa = r ? cJSON_AddArrayToObject(r, "success") : NULL;
@@ -926,7 +933,7 @@ int etcd_body_txn(char **out, const lmq_meta_cmp *cmps, size_t ncmp,
       break;
     }
     cJSON *req = add_obj(o, ops[i].type == LMQ_META_PUT ? "request_put"
-                                                         : "request_delete_range");
+                                                        : "request_delete_range");
     bad = !req || add_nskey(req, "key", ns, nslen, ops[i].key, ops[i].klen);
     if (!bad && ops[i].type == LMQ_META_PUT)
       bad = add_b64(req, "value", ops[i].val, ops[i].vlen);

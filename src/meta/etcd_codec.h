@@ -35,17 +35,17 @@ int lmq__b64_decode(void **out, size_t *outlen, const char *src, size_t len);
 #define ETCD_MAX_ENDPOINTS 16
 
 typedef struct etcd_uri {
-  int tls;                     /* 1 for etcds:// */
-  size_t nep;                  /* number of endpoints, 1..ETCD_MAX_ENDPOINTS */
+  int tls;                       /* 1 for etcds:// */
+  size_t nep;                    /* number of endpoints, 1..ETCD_MAX_ENDPOINTS */
   char *eps[ETCD_MAX_ENDPOINTS]; /* "host:port" or "[v6]:port", URL-ready */
-  char *ns;                    /* namespace: decoded path, always ends in '/' */
+  char *ns;                      /* namespace: decoded path, always ends in '/' */
   size_t nslen;
-  long timeout_ms;             /* whole-request budget incl. retries (5000) */
-  long connect_timeout_ms;     /* per connection attempt (1000) */
-  char *user, *password;       /* both or neither */
-  char *cacert, *cert, *key;   /* TLS files (etcds:// only) */
-  size_t max_request_bytes;    /* client-side size check (1.5 MiB) */
-  size_t max_txn_ops;          /* etcd's --max-txn-ops (128) */
+  long timeout_ms;           /* whole-request budget incl. retries (5000) */
+  long connect_timeout_ms;   /* per connection attempt (1000) */
+  char *user, *password;     /* both or neither */
+  char *cacert, *cert, *key; /* TLS files (etcds:// only) */
+  size_t max_request_bytes;  /* client-side size check (1.5 MiB) */
+  size_t max_txn_ops;        /* etcd's --max-txn-ops (128) */
 } etcd_uri;
 
 /*
@@ -109,8 +109,7 @@ int etcd_decode_txn(int *succeeded, const char *body, size_t len);
 
 /* A lease grant answer. Errors: LMQ_EPROTO, or LMQ_EUNAVAIL/LMQ_ELIMIT when
  * etcd filled the answer's "error" field. */
-int etcd_decode_lease_grant(int64_t *id, int64_t *ttl, const char *body,
-                            size_t len);
+int etcd_decode_lease_grant(int64_t *id, int64_t *ttl, const char *body, size_t len);
 
 /* A keepalive answer ({"result":{...}}). *ttl is 0 when the lease is gone.
  * Errors: LMQ_EPROTO, or the classified code of an {"error":...} answer. */
@@ -137,7 +136,7 @@ typedef struct etcd_watch_msg {
   int auth_error;           /* canceled because the token was refused */
   int64_t compact_revision; /* >0: history before it is gone */
   int64_t header_revision;
-  char reason[160];         /* cancel_reason or the error text */
+  char reason[160]; /* cancel_reason or the error text */
   etcd_watch_event *events;
   size_t nevents;
 } etcd_watch_msg;
@@ -148,8 +147,8 @@ typedef struct etcd_watch_msg {
  * returned as canceled. Free with etcd_watch_msg_free().
  * Errors: LMQ_EPROTO, LMQ_ENOMEM (m then holds nothing to free).
  */
-int etcd_decode_watch(etcd_watch_msg *m, const char *line, size_t len,
-                      const void *ns, size_t nslen);
+int etcd_decode_watch(etcd_watch_msg *m, const char *line, size_t len, const void *ns,
+                      size_t nslen);
 void etcd_watch_msg_free(etcd_watch_msg *m);
 
 /* ------------------------------------------------------------------ requests */
@@ -161,8 +160,7 @@ void etcd_watch_msg_free(etcd_watch_msg *m);
 int etcd_body_range(char **out, const void *key, size_t klen, const void *end,
                     size_t elen, size_t limit, int count_only);
 int etcd_body_txn(char **out, const lmq_meta_cmp *cmps, size_t ncmp,
-                  const lmq_meta_op *ops, size_t nops, const void *ns,
-                  size_t nslen);
+                  const lmq_meta_op *ops, size_t nops, const void *ns, size_t nslen);
 int etcd_body_put(char **out, const void *key, size_t klen, const void *val,
                   size_t vlen, int64_t lease);
 int etcd_body_lease(char **out, const char *field, int64_t v);
