@@ -200,7 +200,13 @@ static int emb_range(lmq_meta *m, lmq_meta_kv **out, size_t *n,
   }
   MDB_val k, v;
   int skip_equal = 0;
-  if (start_after && salen) {
+  /* Start at whichever is later: the prefix or just after start_after (a
+   * start_after that sorts before the prefix must not end the scan early). */
+  size_t cmn = salen < plen ? salen : plen;
+  int sa_cmp = start_after && salen ? memcmp(start_after, prefix, cmn) : -1;
+  if (sa_cmp == 0)
+    sa_cmp = salen < plen ? -1 : salen > plen;
+  if (start_after && salen && sa_cmp >= 0) {
     k.mv_size = salen;
     k.mv_data = (void *)start_after;
     skip_equal = 1;

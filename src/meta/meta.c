@@ -83,11 +83,15 @@ void lmq_meta_kv_free(lmq_meta_kv *kvs, size_t n) {
   free(kvs);
 }
 
+/* Keys deleted per transaction: etcd refuses more than --max-txn-ops (128 by
+ * default) operations in one txn. */
+#define DEL_PREFIX_PAGE 128
+
 int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen) {
   for (;;) {
     lmq_meta_kv *kvs;
     size_t n;
-    int rc = lmq_meta_range(m, &kvs, &n, prefix, plen, NULL, 0, 256);
+    int rc = lmq_meta_range(m, &kvs, &n, prefix, plen, NULL, 0, DEL_PREFIX_PAGE);
     if (rc)
       return rc;
     if (n == 0) {

@@ -62,6 +62,36 @@ typedef struct lmq_meta_event {
 } lmq_meta_event;
 typedef void (*lmq_meta_watch_fn)(void *arg, const lmq_meta_event *ev);
 
+/*
+ * The driver interface. Callers normally use the lmq_meta_* wrappers below;
+ * leases and watches are called through m->ops directly. Every function is
+ * safe to call from several threads at once on one store. Common errors:
+ * LMQ_EINVAL (bad arguments), LMQ_ENOMEM, and for the etcd driver
+ * LMQ_EUNAVAIL (no endpoint answered within the URI's timeout_ms, or a
+ * non-idempotent write's outcome is unknown), LMQ_EAUTH, LMQ_EPROTO.
+ *
+ * get:      *val is malloc'ed (non-NULL even for an empty value; caller
+ *           frees); LMQ_ENOTFOUND with *version = 0 when absent.
+ * txn:      see lmq_meta_txn. etcd: at most max_txn_ops ops (LMQ_ELIMIT),
+ *           about 1.5 MiB in total (LMQ_ETOOBIG), no key twice (LMQ_EINVAL).
+ * range:    see lmq_meta_range.
+ * lease_grant:     a lease of ttl_s > 0 seconds; *lease_id receives its ID.
+ * lease_keepalive: renew once; LMQ_ENOTFOUND if it expired or never existed.
+ * lease_revoke:    delete it and every key attached; LMQ_ENOTFOUND if unknown.
+ * put_lease:       put attached to a lease (0 = none); LMQ_ENOTFOUND if the
+ *                  lease is unknown. The embedded driver has no leases: the
+ *                  four lease calls return LMQ_ENOTSUP there.
+ * watch:    call fn(arg, ev) for every put/delete of a key starting with
+ *           prefix committed after watch returns, in commit order; *handle
+ *           identifies the watch. ev and the bytes it points to are valid
+ *           only during the call. embedded: fn runs on the committing thread,
+ *           inside the write call; etcd: on the watch's own thread, which
+ *           reconnects by itself after failures. fn must not call unwatch or
+ *           close on the same store (embedded: nor write to it).
+ * unwatch:  stop a watch; after it returns fn is not called again. Unknown
+ *           handles are ignored.
+ * close:    end all watches and free the store (use lmq_meta_close).
+ */
 typedef struct lmq_meta_ops {
   const char *name;
   int (*get)(lmq_meta *m, void **val, size_t *vlen, uint64_t *version,
@@ -89,9 +119,12 @@ struct lmq_meta {
 /*
  * Open the store named by uri: NULL or "" selects the embedded driver over
  * the LMDB environment env_or_null (an MDB_env *, owned by the caller and
- * outliving the store). "etcd://h:p[,h:p]/prefix" or "etcds://..." selects etcd.
+ * outliving the store). "etcd://h:p[,h:p]/prefix" or "etcds://..." selects etcd
+ * (URI syntax and options: docs/meta.md); every key then lives under the
+ * prefix. Opening etcd contacts it (authenticates, reads one key).
  * Errors: LMQ_EINVAL (malformed URI), LMQ_EUNAVAIL (no endpoint answers),
- * LMQ_EAUTH, LMQ_ENOMEM.
+ * LMQ_EAUTH, LMQ_ENOMEM. Close with lmq_meta_close (accepts NULL), after
+ * every other call on the store has returned.
  */
 int lmq_meta_open(lmq_meta **out, const char *uri, void *env_or_null);
 void lmq_meta_close(lmq_meta *m);
