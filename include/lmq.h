@@ -276,6 +276,12 @@ LMQ_API void lmq_msgs_free(lmq_msgs *msgs);
  * Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EUNAVAIL, LMQ_EIO. */
 LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
                              const char *group);
+/*
+ * Persist every group's cursor that moved since its last commit, across all
+ * channels, in as few metadata transactions as possible (with etcd: one
+ * request per 128 groups). Errors: LMQ_EUNAVAIL, LMQ_EIO, LMQ_ENOMEM.
+ */
+LMQ_API int lmq_group_commit_all(lmq_env *env);
 /* Persist the cursor as "everything up to and including id is done". */
 LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
                     lmq_id id);

@@ -547,3 +547,24 @@ Test(engine, interval_policy_syncs_within_the_interval_and_none_does_not) {
   }
   cr_assert_gt(s1.fsyncs, s0.fsyncs, "INTERVAL write never synced");
 }
+
+Test(engine, commit_all_persists_every_moved_cursor) {
+  lmq_channel_create(env, "a");
+  lmq_channel_create(env, "b");
+  lmq_group_create(env, "a", "g", LMQ_START_EARLIEST);
+  lmq_group_create(env, "b", "g", LMQ_START_EARLIEST);
+  lmq_group_create(env, "b", "idle", LMQ_START_EARLIEST);
+  put_str(env, "a", "1");
+  put_str(env, "b", "1");
+  put_str(env, "b", "2");
+  lmq_msgs_free(take("a", "g", 10, 1));
+  lmq_msgs_free(take("b", "g", 1, 1));
+  cr_assert_eq(lmq_group_commit_all(env), 0, "%s", lmq_errmsg());
+  reopen();
+  lmq_msgs_free(take("a", "g", 10, 0));
+  lmq_msgs *m = take("b", "g", 10, 1);
+  assert_msg(m, 0, "2");
+  lmq_msgs_free(m);
+  lmq_msgs_free(take("b", "idle", 10, 2));
+  cr_assert_eq(lmq_group_commit_all(NULL), LMQ_EINVAL);
+}

@@ -701,3 +701,10 @@ int lmq__groups_commit_all(lmq_env *env) {
   free(list);
   return rc;
 }
+
+LMQ_API int lmq_group_commit_all(lmq_env *env) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  int rc = lmq__groups_commit_all(env);
+  return rc == LMQ_ENOMEM ? lmq__error(rc, "out of memory") : rc;
+}

@@ -1,0 +1,118 @@
+/*
+ * The engine with its metadata (group cursors, channel records) in a real
+ * etcd that the test starts itself on free loopback ports.
+ */
+#include "util.h"
+#include "etcd_harness.h"
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+static etcd_harness eh;
+static char *dir;
+static char uri[128];
+
+static void setup(void) {
+  memset(&eh, 0, sizeof eh);
+  cr_assert_eq(eh_start(&eh, NULL), 0, "cannot start etcd: %s", eh.err);
+  snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d/lmq/test?timeout_ms=2000", eh.port);
+  dir = tmpdir_new();
+}
+static void teardown(void) {
+  eh_destroy(&eh);
+  tmpdir_rm(dir);
+}
+TestSuite(engine_etcd, .init = setup, .fini = teardown, .timeout = 120);
+
+static lmq_env *open_etcd(void) {
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.meta_uri = uri;
+  o.autocommit_ms = 10;
+  lmq_env *env = NULL;
+  int rc = lmq_env_open(&env, dir, &o);
+  cr_assert_eq(rc, 0, "open with %s: %s", uri, lmq_errmsg());
+  return env;
+}
+
+Test(engine_etcd, groups_resume_at_committed_positions_after_reopen) {
+  lmq_env *env = open_etcd();
+  char g[16];
+  cr_assert_eq(lmq_channel_create(env, "c"), 0, "%s", lmq_errmsg());
+  for (int i = 0; i < 20; i++) {
+    snprintf(g, sizeof g, "g%d", i);
+    cr_assert_eq(lmq_group_create(env, "c", g, LMQ_START_EARLIEST), 0, "%s",
+                 lmq_errmsg());
+  }
+  for (int i = 0; i < 30; i++) {
+    char s[8];
+    snprintf(s, sizeof s, "%d", i);
+    put_str(env, "c", s);
+  }
+  /* Group i consumes i messages; auto-commit (and close) persist that. */
+  for (int i = 0; i < 20; i++) {
+    snprintf(g, sizeof g, "g%d", i);
+    if (i) {
+      lmq_msgs *m;
+      cr_assert_eq(lmq_consume(&m, env, "c", g, (size_t)i, 0), i);
+      lmq_msgs_free(m);
+    }
+  }
+  lmq_env_close(env);
+  /* The cursors are in etcd, under the URI's prefix. */
+  char resp[4096];
+  int st = eh_post(&eh, "/v3/kv/range",
+                   "{\"key\":\"L2xtcS90ZXN0L2dyb3VwL2MvZzE1\"}", NULL, resp,
+                   sizeof resp);
+  cr_assert_eq(st, 200);
+  cr_assert(strstr(resp, "\"kvs\""), "group cursor not in etcd: %s", resp);
+  env = open_etcd();
+  for (int i = 0; i < 20; i++) {
+    snprintf(g, sizeof g, "g%d", i);
+    lmq_msgs *m;
+    cr_assert_eq(lmq_consume(&m, env, "c", g, 1, 0), 1);
+    char want[8];
+    snprintf(want, sizeof want, "%d", i);
+    const lmq_msg *x = lmq_msgs_at(m, 0);
+    cr_assert(x->len == strlen(want) && !memcmp(x->data, want, x->len),
+              "group %s resumed at '%.*s', want '%s'", g, (int)x->len,
+              (const char *)x->data, want);
+    lmq_msgs_free(m);
+  }
+  lmq_env_close(env);
+}
+
+Test(engine_etcd, etcd_down_makes_commits_fail_cleanly_and_recover) {
+  lmq_env *env = open_etcd();
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  cr_assert_eq(lmq_group_create(env, "c", "g", LMQ_START_EARLIEST), 0);
+  put_str(env, "c", "a");
+  put_str(env, "c", "b");
+  lmq_msgs *m;
+  cr_assert_eq(lmq_consume(&m, env, "c", "g", 1, 0), 1);
+  lmq_msgs_free(m);
+  cr_assert_eq(eh_stop(&eh), 0);
+  uint64_t t0 = now_ms();
+  int rc = lmq_group_commit(env, "c", "g");
+  uint64_t dt = now_ms() - t0;
+  cr_assert_eq(rc, LMQ_EUNAVAIL, "commit with etcd down: %d %s", rc, lmq_errmsg());
+  cr_assert_lt(dt, 6000, "took %llu ms", (unsigned long long)dt);
+  /* Producing and consuming do not depend on etcd. */
+  put_str(env, "c", "c");
+  cr_assert_eq(eh_restart(&eh), 0, "%s", eh.err);
+  cr_assert_eq(lmq_group_commit(env, "c", "g"), 0, "%s", lmq_errmsg());
+  lmq_env_close(env);
+  env = open_etcd();
+  cr_assert_eq(lmq_consume(&m, env, "c", "g", 10, 0), 2);
+  lmq_msgs_free(m);
+  lmq_env_close(env);
+}
+
+Test(engine_etcd, unreachable_etcd_at_open_is_eunavail) {
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  char bad[128];
+  snprintf(bad, sizeof bad, "etcd://127.0.0.1:%d/x?timeout_ms=500", eh_free_port());
+  o.meta_uri = bad;
+  lmq_env *env = NULL;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), LMQ_EUNAVAIL, "%s", lmq_errmsg());
+  cr_assert_null(env);
+}
