@@ -116,3 +116,22 @@ Test(engine_etcd, unreachable_etcd_at_open_is_eunavail) {
   cr_assert_eq(lmq_env_open(&env, dir, &o), LMQ_EUNAVAIL, "%s", lmq_errmsg());
   cr_assert_null(env);
 }
+
+Test(engine_etcd, ids_stay_above_the_stores_high_water_mark_after_data_loss) {
+  lmq_env *env = open_etcd();
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  /* Make the clock irrelevant: push IDs far into the future first. */
+  lmq_id last = 0;
+  for (int i = 0; i < 5; i++)
+    last = put_str(env, "c", "x");
+  lmq_env_checkpoint(env);
+  lmq_env_close(env);
+  /* The data directory is lost; the shared store is not. */
+  tmpdir_rm(dir);
+  dir = tmpdir_new();
+  env = open_etcd();
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  lmq_id next = put_str(env, "c", "y");
+  cr_assert_gt(next, last);
+  lmq_env_close(env);
+}

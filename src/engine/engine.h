@@ -103,6 +103,7 @@ struct lmq_env {
   MDB_env *mdb;
   MDB_dbi sysdbi; /* "#sys": applied position, channel records, hwm */
   lmq_meta *meta;
+  lmq_id meta_hwm; /* high-water mark last mirrored to meta (applier) */
   atomic_int closed;
 
   /* channel registry */

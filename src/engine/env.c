@@ -494,10 +494,28 @@ fail:
   return lmq__mdb_code(rc, "apply");
 }
 
+#define META_HWM "ids/hwm"
+
+/* Mirror the ID high-water mark into the metadata store. Best effort: the
+ * authoritative copy is in #sys; this one keeps IDs above every cursor kept
+ * in a shared store even if the data directory goes back in time. */
+static void mirror_hwm(lmq_env *env) {
+  pthread_mutex_lock(&env->wal_mu);
+  lmq_id hwm = env->last_id;
+  pthread_mutex_unlock(&env->wal_mu);
+  if (hwm == env->meta_hwm)
+    return;
+  unsigned char v[8];
+  lmq__put64(v, hwm);
+  if (lmq_meta_put(env->meta, META_HWM, strlen(META_HWM), v, 8) == 0)
+    env->meta_hwm = hwm;
+}
+
 static int checkpoint(lmq_env *env) {
   int rc = mdb_env_sync(env->mdb, 1);
   if (rc)
     return lmq__mdb_code(rc, "checkpoint sync");
+  mirror_hwm(env);
   /* Every segment before the applied one is fully in LMDB now. */
   uint64_t *segs;
   size_t n;
@@ -844,6 +862,21 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
   if ((rc = lmq_meta_open(&env->meta, o->meta_uri, env->mdb))) {
     env->meta = NULL;
     goto fail;
+  }
+  {
+    void *v = NULL;
+    size_t vl = 0;
+    int g = lmq_meta_get(env->meta, &v, &vl, NULL, META_HWM, strlen(META_HWM));
+    if (g == 0 && vl == 8) {
+      env->meta_hwm = lmq__get64(v);
+      if (env->meta_hwm > env->last_id)
+        env->last_id = env->meta_hwm;
+    }
+    free(v);
+    if (g && g != LMQ_ENOTFOUND) {
+      rc = g;
+      goto fail;
+    }
   }
   spares_scan(env);
   if ((rc = recover(env)))
