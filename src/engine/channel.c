@@ -1,0 +1,645 @@
+/*
+ * channel.c - the channel registry, channel life cycle (create, destroy,
+ * list), in-memory tails (publish/trim), retention and channel stats.
+ *
+ * Each channel is the LMDB sub-database "d:<name>" keyed by 8-byte
+ * big-endian IDs; its record in "#sys" ("c:<name>") holds
+ * {incarnation, created_ms, applied bytes, retention age, retention bytes,
+ * last id}. The incarnation (unique per create) is written into every WAL
+ * record so recovery never replays a destroyed channel's messages into a
+ * re-created one.
+ */
+#include "config.h"
+#include "engine/engine.h"
+#include "engine/wal.h"
+#include "common/error.h"
+#include "common/os.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define SYS_INCARNATION "incarnation"
+
+static pthread_mutex_t ddl_mu = PTHREAD_MUTEX_INITIALIZER; /* create/destroy */
+
+void lmq__chan_key(char *buf, const char *name) {
+  buf[0] = 'c';
+  buf[1] = ':';
+  strcpy(buf + 2, name);
+}
+
+static void data_name(char *buf, const char *name) {
+  buf[0] = 'd';
+  buf[1] = ':';
+  strcpy(buf + 2, name);
+}
+
+static size_t hslot(const lmq_env *env, const char *name, size_t len) {
+  return (size_t)(XXH3_64bits(name, len) & (env->hcap - 1));
+}
+
+lmq_chan *lmq__chan_lookup_locked(lmq_env *env, const char *name, size_t len) {
+  for (lmq_chan *c = env->htab[hslot(env, name, len)]; c; c = c->hnext)
+    if (c->name_len == len && !memcmp(c->name, name, len))
+      return c;
+  return NULL;
+}
+
+static void reg_insert_locked(lmq_env *env, lmq_chan *ch) {
+  if (env->nchans + 1 > env->hcap) {
+    size_t ncap = env->hcap * 2;
+    lmq_chan **nt = calloc(ncap, sizeof *nt);
+    if (nt) {
+      for (size_t i = 0; i < env->hcap; i++)
+        for (lmq_chan *c = env->htab[i], *n; c; c = n) {
+          n = c->hnext;
+          size_t s = (size_t)(XXH3_64bits(c->name, c->name_len) & (ncap - 1));
+          c->hnext = nt[s];
+          nt[s] = c;
+        }
+      free(env->htab);
+      env->htab = nt;
+      env->hcap = ncap;
+    } /* on failure keep the smaller table: chains just get longer */
+  }
+  size_t s = hslot(env, ch->name, ch->name_len);
+  ch->hnext = env->htab[s];
+  env->htab[s] = ch;
+  env->nchans++;
+}
+
+static void reg_remove_locked(lmq_env *env, lmq_chan *ch) {
+  for (lmq_chan **pp = &env->htab[hslot(env, ch->name, ch->name_len)]; *pp;
+       pp = &(*pp)->hnext)
+    if (*pp == ch) {
+      *pp = ch->hnext;
+      env->nchans--;
+      return;
+    }
+}
+
+static lmq_chan *chan_alloc(const char *name) {
+  lmq_chan *ch = calloc(1, sizeof *ch);
+  if (!ch || !(ch->name = strdup(name))) {
+    free(ch);
+    return NULL;
+  }
+  ch->name_len = strlen(name);
+  pthread_mutex_init(&ch->mu, NULL);
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&ch->cond, &a);
+  pthread_condattr_destroy(&a);
+  ch->refs = 1;
+  return ch;
+}
+
+static void chan_free(lmq_chan *ch) {
+  lmq__groups_free(ch);
+  pthread_mutex_destroy(&ch->mu);
+  pthread_cond_destroy(&ch->cond);
+  free(ch->tail);
+  free(ch->name);
+  free(ch);
+}
+
+int lmq__chan_get(lmq_chan **out, lmq_env *env, const char *name) {
+  int rc = lmq__name_check("channel", name);
+  if (rc)
+    return rc;
+  if (atomic_load(&env->closed))
+    return lmq__error(LMQ_ECLOSED, "env is closed");
+  pthread_mutex_lock(&env->reg_mu);
+  lmq_chan *ch = lmq__chan_lookup_locked(env, name, strlen(name));
+  if (!ch || atomic_load(&ch->dead)) {
+    pthread_mutex_unlock(&env->reg_mu);
+    return lmq__error(LMQ_ENOCHANNEL, "no channel '%s'", name);
+  }
+  ch->refs++;
+  pthread_mutex_unlock(&env->reg_mu);
+  *out = ch;
+  return 0;
+}
+
+void lmq__chan_put(lmq_env *env, lmq_chan *ch) {
+  pthread_mutex_lock(&env->reg_mu);
+  unsigned left = --ch->refs;
+  if (left == 1 && atomic_load(&ch->dead))
+    pthread_cond_broadcast(&env->reg_cond);
+  pthread_mutex_unlock(&env->reg_mu);
+  if (left == 0)
+    chan_free(ch);
+}
+
+int lmq__chan_sys_put(lmq_env *env, MDB_txn *txn, lmq_chan *ch, uint64_t abytes) {
+  char key[LMQ_NAME_MAX + 3];
+  lmq__chan_key(key, ch->name);
+  pthread_mutex_lock(&ch->mu);
+  uint64_t v[6] = {ch->incarnation, ch->created_ms, abytes, ch->ret_age_ms,
+                   ch->ret_bytes, ch->last_id};
+  pthread_mutex_unlock(&ch->mu);
+  unsigned char buf[48];
+  for (int i = 0; i < 6; i++)
+    lmq__put64(buf + 8 * i, v[i]);
+  MDB_val k = {ch->name_len + 2, key}, d = {sizeof buf, buf};
+  return mdb_put(txn, env->sysdbi, &k, &d, 0);
+}
+
+static int last_key(MDB_txn *txn, MDB_dbi dbi, lmq_id *out) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc)
+    return rc;
+  MDB_val k, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  *out = (rc == 0 && k.mv_size == 8) ? lmq__get64be(k.mv_data) : 0;
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int lmq__chan_load_all(lmq_env *env, MDB_txn *txn) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, env->sysdbi, &cur);
+  if (rc)
+    return rc;
+  MDB_val k = {2, "c:"}, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && k.mv_size > 2 && !memcmp(k.mv_data, "c:", 2)) {
+    if (v.mv_size < 48 || k.mv_size - 2 > LMQ_NAME_MAX) {
+      mdb_cursor_close(cur);
+      return lmq__error(LMQ_ECORRUPT, "channel record is malformed");
+    }
+    char name[LMQ_NAME_MAX + 1], dname[LMQ_NAME_MAX + 3];
+    memcpy(name, (char *)k.mv_data + 2, k.mv_size - 2);
+    name[k.mv_size - 2] = '\0';
+    lmq_chan *ch = chan_alloc(name);
+    if (!ch) {
+      mdb_cursor_close(cur);
+      return lmq__error(LMQ_ENOMEM, "out of memory");
+    }
+    const unsigned char *p = v.mv_data;
+    ch->incarnation = lmq__get64(p);
+    ch->created_ms = lmq__get64(p + 8);
+    ch->abytes = lmq__get64(p + 16);
+    ch->ret_age_ms = lmq__get64(p + 24);
+    ch->ret_bytes = lmq__get64(p + 32);
+    ch->last_id = lmq__get64(p + 40);
+    data_name(dname, name);
+    lmq_id lk = 0;
+    if ((rc = mdb_dbi_open(txn, dname, 0, &ch->dbi)) ||
+        (rc = last_key(txn, ch->dbi, &lk))) {
+      chan_free(ch);
+      mdb_cursor_close(cur);
+      return rc;
+    }
+    if (lk > ch->last_id)
+      ch->last_id = lk;
+    if (ch->last_id > env->last_id)
+      env->last_id = ch->last_id;
+    pthread_mutex_lock(&env->reg_mu);
+    reg_insert_locked(env, ch);
+    pthread_mutex_unlock(&env->reg_mu);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+void lmq__chan_free_all(lmq_env *env) {
+  if (!env->htab)
+    return;
+  for (size_t i = 0; i < env->hcap; i++)
+    for (lmq_chan *c = env->htab[i], *n; c; c = n) {
+      n = c->hnext;
+      chan_free(c);
+    }
+  memset(env->htab, 0, env->hcap * sizeof *env->htab);
+  env->nchans = 0;
+}
+
+/* Metadata-store record "chan/<name>": created_ms, incarnation (LE u64s). */
+static int meta_chan_key(char *buf, const char *name) {
+  return snprintf(buf, LMQ_NAME_MAX + 8, "chan/%s", name);
+}
+
+LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  int rc = lmq__name_check("channel", name);
+  if (rc)
+    return rc;
+  if (atomic_load(&env->closed))
+    return lmq__error(LMQ_ECLOSED, "env is closed");
+  pthread_mutex_lock(&ddl_mu);
+  pthread_mutex_lock(&env->reg_mu);
+  lmq_chan *old = lmq__chan_lookup_locked(env, name, strlen(name));
+  size_t n = env->nchans;
+  pthread_mutex_unlock(&env->reg_mu);
+  if (old) {
+    pthread_mutex_unlock(&ddl_mu);
+    return 0; /* idempotent */
+  }
+  if (n >= env->opt.max_channels) {
+    pthread_mutex_unlock(&ddl_mu);
+    return lmq__error(LMQ_ELIMIT, "max_channels (%u) channels exist",
+                      env->opt.max_channels);
+  }
+  lmq_chan *ch = chan_alloc(name);
+  if (!ch) {
+    pthread_mutex_unlock(&ddl_mu);
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  }
+  MDB_txn *txn;
+  if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
+    chan_free(ch);
+    pthread_mutex_unlock(&ddl_mu);
+    return lmq__mdb_code(rc, "create channel");
+  }
+  MDB_val k = {strlen(SYS_INCARNATION), SYS_INCARNATION}, v;
+  uint64_t inc = 0;
+  rc = mdb_get(txn, env->sysdbi, &k, &v);
+  if (rc == 0 && v.mv_size == 8)
+    inc = lmq__get64(v.mv_data);
+  inc++;
+  unsigned char ib[8];
+  lmq__put64(ib, inc);
+  v.mv_size = 8;
+  v.mv_data = ib;
+  char dname[LMQ_NAME_MAX + 3];
+  data_name(dname, name);
+  ch->incarnation = inc;
+  ch->created_ms = lmq__now_ms();
+  ch->ret_age_ms = env->opt.retention_ms;
+  ch->ret_bytes = env->opt.retention_bytes;
+  if (!(rc = mdb_put(txn, env->sysdbi, &k, &v, 0)) &&
+      !(rc = mdb_dbi_open(txn, dname, MDB_CREATE, &ch->dbi)) &&
+      !(rc = lmq__chan_sys_put(env, txn, ch, 0)))
+    rc = mdb_txn_commit(txn);
+  else
+    mdb_txn_abort(txn);
+  if (rc) {
+    chan_free(ch);
+    pthread_mutex_unlock(&ddl_mu);
+    return lmq__mdb_code(rc, "create channel");
+  }
+  pthread_mutex_lock(&env->reg_mu);
+  reg_insert_locked(env, ch);
+  pthread_mutex_unlock(&env->reg_mu);
+  /* The metadata store gets a descriptive copy (LMDB is authoritative). */
+  char mk[LMQ_NAME_MAX + 8];
+  unsigned char mv[16];
+  lmq__put64(mv, ch->created_ms);
+  lmq__put64(mv + 8, ch->incarnation);
+  rc = lmq_meta_put(env->meta, mk, (size_t)meta_chan_key(mk, name), mv, sizeof mv);
+  pthread_mutex_unlock(&ddl_mu);
+  return rc;
+}
+
+LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  lmq_chan *ch;
+  pthread_mutex_lock(&ddl_mu);
+  int rc = lmq__chan_get(&ch, env, name);
+  if (rc) {
+    pthread_mutex_unlock(&ddl_mu);
+    return rc;
+  }
+  pthread_mutex_lock(&env->wal_mu);
+  atomic_store(&ch->dead, 1); /* no produce gets past this point now */
+  pthread_mutex_unlock(&env->wal_mu);
+  lmq__wal_barrier(env);
+  pthread_mutex_lock(&ch->mu);
+  pthread_cond_broadcast(&ch->cond);
+  for (lmq_group *g = ch->groups; g; g = g->next)
+    if (g->efd >= 0)
+      lmq__event_set(g->efd);
+  pthread_mutex_unlock(&ch->mu);
+  /* Let the applier drop its references to this channel's records. */
+  lmq__apply_flush(env, 0);
+  pthread_mutex_lock(&env->reg_mu);
+  reg_remove_locked(env, ch);
+  ch->refs--; /* the registry's reference */
+  while (ch->refs > 1)
+    pthread_cond_wait(&env->reg_cond, &env->reg_mu);
+  pthread_mutex_unlock(&env->reg_mu);
+  /* Nobody else uses the channel or its dbi handle now. */
+  MDB_txn *txn;
+  if (!(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
+    char key[LMQ_NAME_MAX + 3];
+    lmq__chan_key(key, ch->name);
+    MDB_val k = {ch->name_len + 2, key};
+    if ((rc = mdb_drop(txn, ch->dbi, 1)) ||
+        ((rc = mdb_del(txn, env->sysdbi, &k, NULL)) && rc != MDB_NOTFOUND))
+      mdb_txn_abort(txn);
+    else
+      rc = mdb_txn_commit(txn);
+  }
+  if (rc)
+    rc = lmq__mdb_code(rc, "destroy channel");
+  char mk[LMQ_NAME_MAX + 8];
+  int mrc = lmq_meta_del(env->meta, mk, (size_t)meta_chan_key(mk, name));
+  if (!mrc) {
+    char gp[LMQ_NAME_MAX + 9];
+    int gl = snprintf(gp, sizeof gp, "group/%s/", name);
+    mrc = lmq_meta_del_prefix(env->meta, gp, (size_t)gl);
+  }
+  lmq__chan_put(env, ch); /* last reference: frees it */
+  pthread_mutex_unlock(&ddl_mu);
+  return rc ? rc : mrc;
+}
+
+LMQ_API int lmq_channel_exists(lmq_env *env, const char *name) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  int rc = lmq__name_check("channel", name);
+  if (rc)
+    return rc;
+  pthread_mutex_lock(&env->reg_mu);
+  lmq_chan *ch = lmq__chan_lookup_locked(env, name, strlen(name));
+  int alive = ch && !atomic_load(&ch->dead);
+  pthread_mutex_unlock(&env->reg_mu);
+  return alive;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+LMQ_API int lmq_channel_list(char ***out, size_t *count, lmq_env *env) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
+  *out = NULL;
+  pthread_mutex_lock(&env->reg_mu);
+  char **v = calloc(env->nchans + 1, sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; v && i < env->hcap; i++)
+    for (lmq_chan *c = env->htab[i]; c; c = c->hnext) {
+      if (atomic_load(&c->dead))
+        continue;
+      if (!(v[n] = strdup(c->name))) {
+        pthread_mutex_unlock(&env->reg_mu);
+        lmq_strv_free(v);
+        return lmq__error(LMQ_ENOMEM, "out of memory");
+      }
+      n++;
+    }
+  pthread_mutex_unlock(&env->reg_mu);
+  if (!v)
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  qsort(v, n, sizeof *v, cmp_str);
+  *out = v;
+  if (count)
+    *count = n;
+  return 0;
+}
+
+LMQ_API void lmq_strv_free(char **strv) {
+  if (!strv)
+    return;
+  for (char **p = strv; *p; p++)
+    free(*p);
+  free(strv);
+}
+
+LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
+                                      uint64_t max_age_ms, uint64_t max_bytes) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  lmq_chan *ch;
+  int rc = lmq__chan_get(&ch, env, name);
+  if (rc)
+    return rc;
+  pthread_mutex_lock(&ch->mu);
+  ch->ret_age_ms = max_age_ms;
+  ch->ret_bytes = max_bytes;
+  pthread_mutex_unlock(&ch->mu);
+  /* Persist it now; the applier enforces it on its next round. */
+  MDB_txn *txn;
+  if (!(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
+    /* abytes belongs to the applier thread; read it under app_mu is not
+     * needed: the record's byte count is rewritten by every apply. */
+    if ((rc = lmq__chan_sys_put(env, txn, ch, ch->abytes)))
+      mdb_txn_abort(txn);
+    else
+      rc = mdb_txn_commit(txn);
+  }
+  lmq__chan_put(env, ch);
+  return rc ? lmq__mdb_code(rc, "set retention") : 0;
+}
+
+/* --------------------------------------------------------------------- */
+/* Tails                                                                 */
+
+int lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r) {
+  pthread_mutex_lock(&ch->mu);
+  if (ch->tlen + r->count > ch->tcap) {
+    if (ch->thead > 0) {
+      memmove(ch->tail, ch->tail + ch->thead,
+              (ch->tlen - ch->thead) * sizeof *ch->tail);
+      ch->tlen -= ch->thead;
+      ch->thead = 0;
+    }
+    if (ch->tlen + r->count > ch->tcap) {
+      size_t ncap = ch->tcap ? ch->tcap : 256;
+      while (ncap < ch->tlen + r->count)
+        ncap *= 2;
+      tail_ent *nt = realloc(ch->tail, ncap * sizeof *nt);
+      if (!nt) {
+        /* Cannot index these messages in memory: they become visible when
+         * the applier has written them to LMDB. Make that happen soon. */
+        pthread_mutex_unlock(&ch->mu);
+        return LMQ_ENOMEM;
+      }
+      ch->tail = nt;
+      ch->tcap = ncap;
+    }
+  }
+  const unsigned char *p = c->buf + r->off;
+  for (uint32_t i = 0; i < r->count; i++) {
+    tail_ent *e = &ch->tail[ch->tlen++];
+    e->id = r->first_id + i;
+    e->len = lmq__get32(p);
+    e->data = p + 4;
+    p += 4 + e->len;
+  }
+  ch->tbytes += r->bytes;
+  ch->last_id = r->first_id + r->count - 1;
+  for (lmq_group *g = ch->groups; g; g = g->next)
+    if (g->efd >= 0 && !g->efd_set) {
+      lmq__event_set(g->efd);
+      g->efd_set = 1;
+    }
+  if (ch->waiters)
+    pthread_cond_broadcast(&ch->cond);
+  pthread_mutex_unlock(&ch->mu);
+  return 0;
+}
+
+void lmq__chan_trim(lmq_chan *ch, lmq_id upto) {
+  pthread_mutex_lock(&ch->mu);
+  while (ch->thead < ch->tlen && ch->tail[ch->thead].id <= upto) {
+    ch->tbytes -= ch->tail[ch->thead].len;
+    ch->thead++;
+  }
+  if (ch->thead == ch->tlen)
+    ch->thead = ch->tlen = 0;
+  ch->trim_gen++;
+  pthread_mutex_unlock(&ch->mu);
+}
+
+/* --------------------------------------------------------------------- */
+/* Retention (applier thread)                                            */
+
+int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
+  /* Snapshot the channels that have limits, holding references. */
+  lmq_chan **list = NULL;
+  size_t n = 0;
+  pthread_mutex_lock(&env->reg_mu);
+  list = malloc((env->nchans + 1) * sizeof *list);
+  for (size_t i = 0; list && i < env->hcap; i++)
+    for (lmq_chan *c = env->htab[i]; c; c = c->hnext)
+      if (!atomic_load(&c->dead) && (c->ret_age_ms || c->ret_bytes)) {
+        c->refs++;
+        list[n++] = c;
+      }
+  pthread_mutex_unlock(&env->reg_mu);
+  if (!list)
+    return LMQ_ENOMEM;
+  int rc = 0;
+  MDB_txn *txn = NULL;
+  uint64_t *freed = calloc(n ? n : 1, sizeof *freed);
+  if (n && freed && !(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
+    for (size_t i = 0; i < n && !rc; i++) {
+      lmq_chan *ch = list[i];
+      pthread_mutex_lock(&ch->mu);
+      uint64_t age = ch->ret_age_ms, maxb = ch->ret_bytes, tb = ch->tbytes;
+      pthread_mutex_unlock(&ch->mu);
+      lmq_id cutoff = age && now_ms > age ? lmq_id_from_time(now_ms - age) : 0;
+      MDB_cursor *cur;
+      if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
+        break;
+      MDB_val k, v;
+      uint64_t bytes = ch->abytes + tb;
+      int r2 = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+      while (r2 == 0) {
+        lmq_id id = lmq__get64be(k.mv_data);
+        int old = cutoff && id < cutoff;
+        int big = maxb && bytes - freed[i] > maxb;
+        if (!old && !big)
+          break;
+        freed[i] += v.mv_size;
+        if ((rc = mdb_cursor_del(cur, 0)))
+          break;
+        r2 = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (r2 == 0 && (k.mv_size != 8))
+          break;
+      }
+      mdb_cursor_close(cur);
+      if (!rc && freed[i])
+        rc = lmq__chan_sys_put(env, txn, ch, ch->abytes - freed[i]);
+    }
+    if (rc)
+      mdb_txn_abort(txn);
+    else if (!(rc = mdb_txn_commit(txn)))
+      for (size_t i = 0; i < n; i++)
+        list[i]->abytes -= freed[i];
+  }
+  for (size_t i = 0; i < n; i++)
+    lmq__chan_put(env, list[i]);
+  free(list);
+  free(freed);
+  return rc ? lmq__mdb_code(rc, "retention") : 0;
+}
+
+/* --------------------------------------------------------------------- */
+/* Stats                                                                 */
+
+LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
+                                  const char *channel) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
+  lmq_chan *ch;
+  int rc = lmq__chan_get(&ch, env, channel);
+  if (rc)
+    return rc;
+  memset(out, 0, sizeof *out);
+  MDB_txn *txn;
+  pthread_mutex_lock(&ch->mu);
+  if ((rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn))) {
+    pthread_mutex_unlock(&ch->mu);
+    lmq__chan_put(env, ch);
+    return lmq__mdb_code(rc, "stats");
+  }
+  MDB_stat st;
+  MDB_cursor *cur;
+  lmq_id lfirst = 0, llast = 0;
+  if (!mdb_stat(txn, ch->dbi, &st))
+    out->messages = st.ms_entries;
+  if (!mdb_cursor_open(txn, ch->dbi, &cur)) {
+    MDB_val k, v;
+    if (!mdb_cursor_get(cur, &k, &v, MDB_FIRST))
+      lfirst = lmq__get64be(k.mv_data);
+    if (!mdb_cursor_get(cur, &k, &v, MDB_LAST))
+      llast = lmq__get64be(k.mv_data);
+    mdb_cursor_close(cur);
+  }
+  mdb_txn_abort(txn);
+  uint64_t tb = 0;
+  for (size_t i = ch->thead; i < ch->tlen; i++)
+    if (ch->tail[i].id > llast) {
+      out->messages++;
+      tb += ch->tail[i].len;
+      if (!lfirst)
+        lfirst = ch->tail[i].id;
+    }
+  out->first_id = lfirst;
+  out->last_id = ch->last_id;
+  pthread_mutex_unlock(&ch->mu);
+  /* abytes is the applier's; a racy read here only skews a statistic. */
+  out->bytes = __atomic_load_n(&ch->abytes, __ATOMIC_RELAXED) + tb;
+  lmq__chan_put(env, ch);
+  return 0;
+}
+
+LMQ_API int lmq_latest_id(lmq_id *out, lmq_env *env, const char *channel) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "out is NULL");
+  lmq_chan *ch;
+  int rc = lmq__chan_get(&ch, env, channel);
+  if (rc)
+    return rc;
+  pthread_mutex_lock(&ch->mu);
+  if (ch->tlen > ch->thead) {
+    *out = ch->tail[ch->tlen - 1].id;
+    pthread_mutex_unlock(&ch->mu);
+    lmq__chan_put(env, ch);
+    return 0;
+  }
+  MDB_txn *txn;
+  rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+  pthread_mutex_unlock(&ch->mu);
+  if (rc) {
+    lmq__chan_put(env, ch);
+    return lmq__mdb_code(rc, "latest_id");
+  }
+  lmq_id last = 0;
+  rc = last_key(txn, ch->dbi, &last);
+  mdb_txn_abort(txn);
+  lmq__chan_put(env, ch);
+  if (rc)
+    return lmq__mdb_code(rc, "latest_id");
+  if (!last)
+    return lmq__error(LMQ_EEMPTY, "channel '%s' is empty", channel);
+  *out = last;
+  return 0;
+}

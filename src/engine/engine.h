@@ -1,0 +1,212 @@
+/*
+ * engine.h - internal structures of the engine (not installed).
+ *
+ * Write path: lmq_produce() serializes a WAL record into the env's pending
+ * chunk under wal_mu and waits; one producer at a time becomes the leader,
+ * takes the pending chunk, writes it (and fdatasyncs it when any record in it
+ * asked for ALWAYS), publishes its messages to the channels' in-memory tails
+ * (so they are visible at once) and hands the chunk to the applier. The
+ * applier copies chunks into LMDB in large transactions, records the applied
+ * WAL position in the same transaction, then trims the tails and frees the
+ * chunks. A checkpoint syncs LMDB and deletes fully-applied WAL segments.
+ *
+ * Lock order: group->mu -> chan->mu; env->reg_mu and env->wal_mu are never
+ * held while taking a chan->mu or group->mu, except the leader, which takes
+ * chan->mu while publishing (it holds no other lock then).
+ */
+#ifndef LMQ_ENGINE_H
+#define LMQ_ENGINE_H
+
+#include "lmq.h"
+#include "meta/meta.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct lmq_chan lmq_chan;
+
+typedef struct tail_ent {
+  lmq_id id;
+  const unsigned char *data; /* inside a chunk's buffer */
+  uint32_t len;
+} tail_ent;
+
+typedef struct lmq_group {
+  struct lmq_group *next;
+  char *name;
+  pthread_mutex_t mu; /* serializes consumers of this group */
+  lmq_id cursor;      /* next consume returns IDs >= cursor (under mu) */
+  lmq_id committed;   /* last persisted cursor (under mu) */
+  atomic_int dirty;   /* cursor moved since the last commit (read unlocked) */
+  int efd;            /* eventfd: readable while messages wait (-1: none) */
+  int efd_set;        /* efd currently signalled (under chan->mu) */
+  int dead;
+} lmq_group;
+
+struct lmq_chan {
+  lmq_chan *hnext; /* registry hash chain (env->reg_mu) */
+  char *name;
+  size_t name_len;
+  uint64_t incarnation; /* unique per create; WAL records carry it */
+  uint64_t created_ms;
+  MDB_dbi dbi;
+  unsigned refs;    /* under env->reg_mu; the registry holds one */
+  atomic_int dead;  /* destroyed: no new produce or consume */
+  pthread_mutex_t mu;
+  pthread_cond_t cond; /* new messages or destroy */
+  unsigned waiters;    /* consumers blocked on cond */
+  tail_ent *tail;      /* published, not yet trimmed: [thead, tlen) */
+  size_t thead, tlen, tcap;
+  uint64_t trim_gen; /* bumped whenever the tail is trimmed */
+  lmq_id last_id;    /* newest published ID (0 = never) */
+  uint64_t tbytes;   /* payload bytes in the tail (under mu) */
+  uint64_t abytes;   /* payload bytes in LMDB (applier thread only) */
+  uint64_t apply_epoch, apply_add; /* applier bookkeeping */
+  int apply_written;
+  uint64_t ret_age_ms, ret_bytes; /* retention; 0 = none */
+  lmq_group *groups, *dead_groups;
+};
+
+/* A record's place in a chunk. */
+typedef struct rec_ref {
+  lmq_chan *ch;     /* holds a channel ref until applied */
+  lmq_id first_id;
+  uint32_t count;
+  size_t off;       /* offset of the record's first payload entry */
+  size_t rec_off, rec_size; /* the whole record, sealed by the leader */
+  uint64_t bytes;   /* payload bytes */
+} rec_ref;
+
+/* A batch of records written to the WAL together (one group commit). */
+typedef struct chunk {
+  struct chunk *next;
+  unsigned char *buf;
+  size_t len, cap;
+  rec_ref *recs;
+  size_t nrecs, rcap;
+  uint64_t seq;       /* group commit number */
+  uint64_t seg;       /* WAL segment it went to */
+  uint64_t end_off;   /* offset in seg after it */
+  int need_sync;
+  int err;            /* result of the write, read by waiting producers */
+  atomic_int refs;    /* waiting producers + the applier */
+  uint64_t queued_ns; /* when it reached the applier */
+} chunk;
+
+struct lmq_env {
+  char *dir, *waldir;
+  lmq_env_options opt;
+  int lockfd;
+  MDB_env *mdb;
+  MDB_dbi sysdbi; /* "#sys": applied position, channel records, hwm */
+  lmq_meta *meta;
+  atomic_int closed;
+
+  /* channel registry */
+  pthread_mutex_t reg_mu;
+  pthread_cond_t reg_cond; /* a channel's refs dropped */
+  lmq_chan **htab;
+  size_t hcap, nchans;
+
+  /* WAL and group commit (wal_mu) */
+  pthread_mutex_t wal_mu;
+  pthread_cond_t wal_cond;
+  chunk *pending;    /* being filled */
+  int flushing;      /* a leader is writing */
+  uint64_t done_seq; /* chunks up to this seq are written and published */
+  lmq_id last_id;    /* last allocated message ID */
+  atomic_int failed; /* sticky: an fsync failed, LMQ_EFAILED from now on */
+  /* WAL file state: owned by the leader (flushing == 1) or io_mu holders */
+  pthread_mutex_t io_mu;
+  int wal_fd;
+  uint64_t wal_seg, wal_off, wal_synced_off;
+  uint64_t wal_live_bytes; /* bytes in segments not yet deleted */
+  uint64_t last_sync_ns;
+  uint64_t sync_ns_avg;     /* recent fdatasync duration (for linger) */
+  int nspares;              /* recycled segment files ready: wal/spare.N */
+
+  /* group commit linger: when producers are concurrent, a new leader waits
+   * briefly for the others to enqueue so one fsync covers all of them */
+  pthread_cond_t linger_cond;
+  size_t last_nrecs;        /* records in the previous chunk */
+  int lingering;
+  size_t linger_target;
+
+  /* recycled chunk buffers */
+  pthread_mutex_t free_mu;
+  chunk *free_chunks;
+  int nfree;
+
+  /* applier (app_mu) */
+  pthread_t applier;
+  int applier_started;
+  pthread_mutex_t app_mu;
+  pthread_cond_t app_cond;  /* work for the applier */
+  pthread_cond_t app_done;  /* applier progressed (backpressure, flush) */
+  chunk *aq_head, *aq_tail;
+  uint64_t unapplied;       /* bytes queued */
+  uint64_t flush_req, flush_done; /* apply-everything requests */
+  uint64_t ckpt_req;        /* the flush request that also wants a checkpoint */
+  int app_err;              /* last apply error (0 = healthy) */
+  int stop;
+  uint64_t applied_seg, applied_off;
+  uint64_t ckpt_bytes;      /* WAL bytes applied since the last checkpoint */
+  uint64_t last_ckpt_seg;
+
+  /* counters */
+  atomic_uint_fast64_t st_fsyncs, st_commits, st_produced;
+};
+
+/* --- env.c */
+/* 0 for a live env; LMQ_EINVAL for NULL; LMQ_ECLOSED for a closed (or
+ * never opened) handle. Every public entry point checks this first. */
+int lmq__env_check(lmq_env *env);
+#define LMQ__ENV_CHECK(env)                                                    \
+  do {                                                                         \
+    int e__ = lmq__env_check(env);                                             \
+    if (e__)                                                                   \
+      return e__;                                                              \
+  } while (0)
+/* Apply everything queued so far and, if ckpt, checkpoint. */
+int lmq__apply_flush(lmq_env *env, int ckpt);
+/* Wait until every record enqueued before this call is written and
+ * published (no sync is forced). */
+int lmq__wal_barrier(lmq_env *env);
+int lmq__mdb_code(int rc, const char *what);
+/* The env's metadata store (for the stream layer's channel service). */
+lmq_meta *lmq__env_meta(lmq_env *env);
+
+/* --- channel.c */
+int lmq__chan_get(lmq_chan **out, lmq_env *env, const char *name);
+void lmq__chan_put(lmq_env *env, lmq_chan *ch);
+int lmq__chan_load_all(lmq_env *env, MDB_txn *txn);
+void lmq__chan_free_all(lmq_env *env);
+lmq_chan *lmq__chan_lookup_locked(lmq_env *env, const char *name, size_t len);
+/* Remove tail entries up to and including id (applier). */
+void lmq__chan_trim(lmq_chan *ch, lmq_id upto);
+/* Apply retention limits (applier thread; own transaction). */
+int lmq__chan_retention(lmq_env *env, uint64_t now_ms);
+/* Publish a record's messages to the tail (leader). */
+int lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r);
+void lmq__chan_key(char *buf, const char *name); /* "c:" + name */
+/* Write the channel's "#sys" record with abytes applied bytes. */
+int lmq__chan_sys_put(lmq_env *env, MDB_txn *txn, lmq_chan *ch, uint64_t abytes);
+/* Open a new WAL segment file (env.c). */
+int lmq__wal_open_seg(lmq_env *env, uint64_t seq);
+
+/* --- group.c */
+int lmq__groups_load(lmq_env *env, lmq_chan *ch);
+void lmq__groups_free(lmq_chan *ch);
+/* Commit every dirty cursor (auto-commit and close). */
+int lmq__groups_commit_all(lmq_env *env);
+
+/* --- produce.c */
+void lmq__chunk_unref(lmq_env *env, chunk *c);
+chunk *lmq__chunk_new(lmq_env *env, uint64_t seq);
+void lmq__chunk_free_all(lmq_env *env);
+/* Recycle or delete a fully-applied WAL segment file (io_mu not held). */
+void lmq__wal_retire(lmq_env *env, const char *path);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * produce.c - ID allocation, WAL group commit and publication.
+ *
+ * Producers append their record to env->pending under wal_mu, then wait for
+ * their chunk's sequence number to be done. Whoever finds no leader at work
+ * becomes the leader: it takes the pending chunk, writes it with one pwrite,
+ * fdatasyncs once if any record asked for it, publishes every record to its
+ * channel's tail and queues the chunk for the applier. Producers that
+ * arrive meanwhile fill the next chunk, so one fsync covers all of them.
+ */
+#include "config.h"
+#include "engine/engine.h"
+#include "engine/wal.h"
+#include "common/error.h"
+#include "common/os.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A chunk is handed to the leader once this full (a soft cap). */
+#define CHUNK_SOFT_CAP ((size_t)4 << 20)
+
+/* Chunks (and their buffers) are recycled: allocating and faulting in a
+ * fresh multi-page buffer per group commit was a large share of the cost. */
+#define FREE_CHUNKS_MAX 4
+#define FREE_CHUNK_CAP_MAX ((size_t)8 << 20)
+
+chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
+  chunk *c = NULL;
+  pthread_mutex_lock(&env->free_mu);
+  if (env->free_chunks) {
+    c = env->free_chunks;
+    env->free_chunks = c->next;
+    env->nfree--;
+  }
+  pthread_mutex_unlock(&env->free_mu);
+  if (!c && !(c = calloc(1, sizeof *c)))
+    return NULL;
+  c->next = NULL;
+  c->len = 0;
+  c->nrecs = 0;
+  c->need_sync = 0;
+  c->err = 0;
+  c->seq = seq;
+  atomic_init(&c->refs, 1);
+  return c;
+}
+
+void lmq__chunk_unref(lmq_env *env, chunk *c) {
+  if (atomic_fetch_sub(&c->refs, 1) != 1)
+    return;
+  pthread_mutex_lock(&env->free_mu);
+  if (env->nfree < FREE_CHUNKS_MAX && c->cap <= FREE_CHUNK_CAP_MAX) {
+    c->next = env->free_chunks;
+    env->free_chunks = c;
+    env->nfree++;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&env->free_mu);
+  if (c) {
+    free(c->buf);
+    free(c->recs);
+    free(c);
+  }
+}
+
+void lmq__chunk_free_all(lmq_env *env) {
+  while (env->free_chunks) {
+    chunk *c = env->free_chunks;
+    env->free_chunks = c->next;
+    free(c->buf);
+    free(c->recs);
+    free(c);
+  }
+  env->nfree = 0;
+}
+
+static int chunk_reserve(chunk *c, size_t more) {
+  if (c->len + more > c->cap) {
+    /* Start small: with NONE/INTERVAL a single-message chunk is common and
+     * thousands may wait for the applier at once. */
+    size_t ncap = c->cap ? c->cap : 512;
+    while (ncap < c->len + more)
+      ncap *= 2;
+    unsigned char *nb = realloc(c->buf, ncap);
+    if (!nb)
+      return -1;
+    c->buf = nb;
+    c->cap = ncap;
+  }
+  if (c->nrecs == c->rcap) {
+    size_t nr = c->rcap ? c->rcap * 2 : 2;
+    rec_ref *n = realloc(c->recs, nr * sizeof *n);
+    if (!n)
+      return -1;
+    c->recs = n;
+    c->rcap = nr;
+  }
+  return 0;
+}
+
+/* Write, maybe sync, publish and queue chunk c. Called by the leader with
+ * no lock held. Returns 0 or an LMQ error (also stored in c->err). */
+static int leader_flush(lmq_env *env, chunk *c) {
+  int rc = 0;
+  pthread_mutex_lock(&env->io_mu);
+  if (atomic_load(&env->failed)) {
+    rc = lmq__error(LMQ_EFAILED, "an earlier WAL fsync failed; reopen the env");
+    goto out_unlock;
+  }
+  if (env->wal_off > 0 && env->wal_off + c->len > env->opt.wal_segment_size) {
+    /* Roll to a new segment; the old one is synced first so recovery never
+     * sees a hole before a later segment. */
+    if (env->wal_synced_off < env->wal_off) {
+      int e = lmq__datasync(env->wal_fd);
+      if (e) {
+        atomic_store(&env->failed, 1);
+        rc = lmq__error(LMQ_EIO, "WAL fdatasync: %s", strerror(e));
+        goto out_unlock;
+      }
+      atomic_fetch_add(&env->st_fsyncs, 1);
+    }
+    if ((rc = lmq__wal_open_seg(env, env->wal_seg + 1)))
+      goto out_unlock;
+  }
+  /* Records are sealed with the segment number they land in. */
+  for (size_t i = 0; i < c->nrecs; i++)
+    lmq__wal_rec_seal(c->buf + c->recs[i].rec_off, c->recs[i].rec_size,
+                      env->wal_seg);
+  uint64_t start = env->wal_off;
+  int e = lmq__pwrite_all(env->wal_fd, c->buf, c->len, (off_t)start);
+  if (e) {
+    /* Cut off whatever part was written so the log stays a clean prefix;
+     * the env keeps working once space returns. */
+    if (ftruncate(env->wal_fd, (off_t)start) != 0)
+      atomic_store(&env->failed, 1);
+    rc = lmq__error(lmq__errno_code(e), "WAL write: %s", strerror(e));
+    goto out_unlock;
+  }
+  env->wal_off = start + c->len;
+  env->wal_live_bytes += c->len;
+  c->seg = env->wal_seg;
+  c->end_off = env->wal_off;
+  if (c->need_sync) {
+    uint64_t t0 = lmq__mono_ns();
+    e = lmq__datasync(env->wal_fd);
+    uint64_t dt = lmq__mono_ns() - t0;
+    env->sync_ns_avg = env->sync_ns_avg ? (env->sync_ns_avg * 7 + dt) / 8 : dt;
+    if (e) {
+      /* After a failed fsync the page cache state is unknown (the kernel may
+       * have dropped the dirty pages): refuse further writes. */
+      atomic_store(&env->failed, 1);
+      rc = lmq__error(lmq__errno_code(e) == LMQ_ENOSPC ? LMQ_ENOSPC : LMQ_EIO,
+                      "WAL fdatasync: %s", strerror(e));
+      goto out_unlock;
+    }
+    env->wal_synced_off = env->wal_off;
+    env->last_sync_ns = lmq__mono_ns();
+    atomic_fetch_add(&env->st_fsyncs, 1);
+  }
+  atomic_fetch_add(&env->st_commits, 1);
+out_unlock:
+  pthread_mutex_unlock(&env->io_mu);
+  if (rc) {
+    for (size_t i = 0; i < c->nrecs; i++) {
+      lmq__chan_put(env, c->recs[i].ch);
+      c->recs[i].ch = NULL;
+    }
+    c->nrecs = 0;
+    c->err = rc;
+    return rc;
+  }
+  for (size_t i = 0; i < c->nrecs; i++)
+    lmq__chan_publish(c->recs[i].ch, c, &c->recs[i]);
+  /* Hand the chunk to the applier (it takes its own reference). */
+  atomic_fetch_add(&c->refs, 1);
+  c->queued_ns = lmq__mono_ns();
+  pthread_mutex_lock(&env->app_mu);
+  c->next = NULL;
+  if (env->aq_tail)
+    env->aq_tail->next = c;
+  else
+    env->aq_head = c;
+  env->aq_tail = c;
+  env->unapplied += c->len;
+  if (env->unapplied >= env->opt.apply_bytes)
+    pthread_cond_signal(&env->app_cond);
+  pthread_mutex_unlock(&env->app_mu);
+  return 0;
+}
+
+/*
+ * Wait (holding wal_mu) until chunk seq is done, leading flushes as needed.
+ * Returns with wal_mu held.
+ */
+static void wait_done(lmq_env *env, uint64_t seq) {
+  while (env->done_seq < seq) {
+    if (env->flushing) {
+      pthread_cond_wait(&env->wal_cond, &env->wal_mu);
+      continue;
+    }
+    chunk *c = env->pending;
+    env->flushing = 1;
+    /* Linger: when the previous commit carried several producers' records,
+     * give them a moment to enqueue again so they share this fsync. Bounded
+     * by a fraction of the fsync time, so a lone producer never waits. */
+    if (c->need_sync && env->last_nrecs > 1 && c->nrecs < env->last_nrecs) {
+      uint64_t wait = env->sync_ns_avg / 4;
+      if (wait > 200000)
+        wait = 200000;
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+      ts.tv_sec += (time_t)(ns / 1000000000u);
+      ts.tv_nsec = (long)(ns % 1000000000u);
+      env->lingering = 1;
+      env->linger_target = env->last_nrecs;
+      while (c->nrecs < env->linger_target &&
+             pthread_cond_timedwait(&env->linger_cond, &env->wal_mu, &ts) == 0)
+        ;
+      env->lingering = 0;
+    }
+    chunk *fresh = lmq__chunk_new(env, c->seq + 1);
+    if (!fresh) {
+      /* Cannot rotate the pending chunk: wait for memory and retry. */
+      env->flushing = 0;
+      pthread_mutex_unlock(&env->wal_mu);
+      usleep(1000);
+      pthread_mutex_lock(&env->wal_mu);
+      continue;
+    }
+    env->pending = fresh;
+    env->last_nrecs = c->nrecs;
+    pthread_mutex_unlock(&env->wal_mu);
+    if (c->len)
+      leader_flush(env, c);
+    pthread_mutex_lock(&env->wal_mu);
+    env->done_seq = c->seq;
+    env->flushing = 0;
+    pthread_cond_broadcast(&env->wal_cond);
+    lmq__chunk_unref(env, c);
+  }
+}
+
+int lmq__wal_barrier(lmq_env *env) {
+  pthread_mutex_lock(&env->wal_mu);
+  uint64_t seq = env->pending->len ? env->pending->seq : env->pending->seq - 1;
+  wait_done(env, seq);
+  pthread_mutex_unlock(&env->wal_mu);
+  return 0;
+}
+
+/* Producers wait here while too much is unapplied (the applier is behind). */
+static int backpressure(lmq_env *env) {
+  int rc = 0;
+  pthread_mutex_lock(&env->app_mu);
+  while (env->unapplied > env->opt.max_unapplied) {
+    if (env->app_err) {
+      rc = lmq__error(env->app_err, "the WAL cannot be applied to LMDB: %s",
+                      lmq_strerror(env->app_err));
+      break;
+    }
+    pthread_cond_signal(&env->app_cond);
+    pthread_cond_wait(&env->app_done, &env->app_mu);
+  }
+  if (!rc && env->app_err == LMQ_EMAPFULL)
+    rc = lmq__error(LMQ_EMAPFULL, "the LMDB map is full; raise map_size or "
+                    "free space (retention, destroy)");
+  pthread_mutex_unlock(&env->app_mu);
+  return rc;
+}
+
+LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  if (atomic_load(&env->closed))
+    return lmq__error(LMQ_ECLOSED, "env is closed");
+  if (!msgs || n == 0)
+    return lmq__error(LMQ_EINVAL, "produce needs at least one message");
+  if (n > UINT32_MAX)
+    return lmq__error(LMQ_ETOOBIG, "too many messages in one call");
+  if (sync < LMQ_SYNC_DEFAULT || sync > LMQ_SYNC_NONE)
+    return lmq__error(LMQ_EINVAL, "sync policy %d is invalid", sync);
+  if (sync == LMQ_SYNC_DEFAULT)
+    sync = env->opt.sync;
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].len && !msgs[i].data)
+      return lmq__error(LMQ_EINVAL, "message %zu has NULL data", i);
+    if (msgs[i].len > env->opt.max_message_size)
+      return lmq__error(LMQ_ETOOBIG, "message %zu is %zu bytes; max_message_size "
+                        "is %u", i, msgs[i].len, env->opt.max_message_size);
+    total += msgs[i].len;
+  }
+  if (total + 4 * (uint64_t)n > LMQ_WAL_MAX_BODY - 300)
+    return lmq__error(LMQ_ETOOBIG, "batch of %" PRIu64 " bytes is too large",
+                      (uint64_t)total);
+  if (atomic_load(&env->failed))
+    return lmq__error(LMQ_EFAILED, "an earlier WAL fsync failed; reopen the env");
+  lmq_chan *ch;
+  int rc = lmq__chan_get(&ch, env, channel);
+  if (rc)
+    return rc;
+  if ((rc = backpressure(env))) {
+    lmq__chan_put(env, ch);
+    return rc;
+  }
+  size_t size = lmq__wal_rec_size(ch->name_len, n, total);
+
+  pthread_mutex_lock(&env->wal_mu);
+  /* Do not grow a chunk without bound while a leader is writing. */
+  while (env->pending->len > 0 && env->pending->len + size > CHUNK_SOFT_CAP &&
+         env->flushing && !env->lingering)
+    pthread_cond_wait(&env->wal_cond, &env->wal_mu);
+  if (atomic_load(&ch->dead)) {
+    pthread_mutex_unlock(&env->wal_mu);
+    lmq__chan_put(env, ch);
+    return lmq__error(LMQ_ENOCHANNEL, "channel '%s' was destroyed", ch->name);
+  }
+  chunk *c = env->pending;
+  if (chunk_reserve(c, size)) {
+    pthread_mutex_unlock(&env->wal_mu);
+    lmq__chan_put(env, ch);
+    return lmq__error(LMQ_ENOMEM, "out of memory for a %zu-byte record", size);
+  }
+  /* IDs: strictly increasing, never below the wall clock's. */
+  lmq_id first = lmq_id_from_time(lmq__now_ms());
+  if (first <= env->last_id)
+    first = env->last_id + 1;
+  env->last_id = first + n - 1;
+  unsigned char *rec = c->buf + c->len;
+  unsigned char *p = lmq__wal_rec_begin(rec, size, ch->name, ch->name_len,
+                                        ch->incarnation, first, (uint32_t)n);
+  rec_ref *r = &c->recs[c->nrecs++];
+  r->ch = ch; /* the chunk now holds our channel reference */
+  r->first_id = first;
+  r->count = (uint32_t)n;
+  r->off = (size_t)(p - c->buf);
+  r->bytes = total;
+  for (size_t i = 0; i < n; i++) {
+    lmq__put32(p, (uint32_t)msgs[i].len);
+    if (msgs[i].len)
+      memcpy(p + 4, msgs[i].data, msgs[i].len);
+    p += 4 + msgs[i].len;
+  }
+  r->rec_off = (size_t)(rec - c->buf);
+  r->rec_size = size;
+  c->len += size;
+  if (env->lingering && c->nrecs >= env->linger_target)
+    pthread_cond_signal(&env->linger_cond);
+  if (sync == LMQ_SYNC_ALWAYS)
+    c->need_sync = 1;
+  atomic_fetch_add(&c->refs, 1);
+  wait_done(env, c->seq);
+  rc = c->err;
+  pthread_mutex_unlock(&env->wal_mu);
+  lmq__chunk_unref(env, c);
+  if (rc)
+    return lmq__error(rc, "produce to '%s' failed: %s", channel, lmq_strerror(rc));
+  atomic_fetch_add(&env->st_produced, n);
+  if (out_ids)
+    for (size_t i = 0; i < n; i++)
+      out_ids[i] = first + i;
+  return 0;
+}

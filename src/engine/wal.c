@@ -1,0 +1,151 @@
+/* wal.c - WAL record codec and segment listing (see wal.h). */
+#include "config.h"
+#include "engine/wal.h"
+#include "common/error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* Fixed body bytes before the payload entries, besides the name. */
+#define BODY_FIXED (1u + 1u + 8u + 8u + 4u)
+
+size_t lmq__wal_rec_size(size_t name_len, size_t count, uint64_t payload_bytes) {
+  return LMQ_WAL_HDR + BODY_FIXED + name_len + 4 * count + (size_t)payload_bytes +
+         LMQ_WAL_TRAILER;
+}
+
+unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
+                                  const char *name, size_t name_len,
+                                  uint64_t incarnation, uint64_t first_id,
+                                  uint32_t count) {
+  lmq__put32(buf, LMQ_WAL_MAGIC);
+  lmq__put32(buf + 4, (uint32_t)(size - LMQ_WAL_HDR - LMQ_WAL_TRAILER));
+  unsigned char *p = buf + LMQ_WAL_HDR;
+  *p++ = LMQ_WAL_REC_PRODUCE;
+  *p++ = (unsigned char)name_len;
+  memcpy(p, name, name_len);
+  p += name_len;
+  lmq__put64(p, incarnation);
+  lmq__put64(p + 8, first_id);
+  lmq__put32(p + 16, count);
+  return p + 20;
+}
+
+void lmq__wal_rec_seal(unsigned char *buf, size_t size, uint64_t seg) {
+  lmq__put64(buf + size - LMQ_WAL_TRAILER,
+             XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg));
+}
+
+int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
+                   uint64_t seg) {
+  if (avail < LMQ_WAL_HDR + LMQ_WAL_TRAILER)
+    return 0;
+  if (lmq__get32(buf) != LMQ_WAL_MAGIC)
+    return 0;
+  uint32_t blen = lmq__get32(buf + 4);
+  if (blen > LMQ_WAL_MAX_BODY || blen < BODY_FIXED)
+    return 0;
+  size_t size = LMQ_WAL_HDR + (size_t)blen + LMQ_WAL_TRAILER;
+  if (size > avail)
+    return 0;
+  if (XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg) !=
+      lmq__get64(buf + size - LMQ_WAL_TRAILER))
+    return 0;
+  const unsigned char *p = buf + LMQ_WAL_HDR, *end = p + blen;
+  if (p[0] != LMQ_WAL_REC_PRODUCE)
+    return 0;
+  size_t nl = p[1];
+  if (nl == 0 || (size_t)(end - p) < BODY_FIXED + nl)
+    return 0;
+  rec->name = (const char *)p + 2;
+  rec->name_len = nl;
+  p += 2 + nl;
+  rec->incarnation = lmq__get64(p);
+  rec->first_id = lmq__get64(p + 8);
+  rec->count = lmq__get32(p + 16);
+  p += 20;
+  rec->msgs = p;
+  rec->msgs_len = (size_t)(end - p);
+  /* Validate the entry layout once so iteration cannot overrun. */
+  const unsigned char *q = p;
+  for (uint32_t i = 0; i < rec->count; i++) {
+    if ((size_t)(end - q) < 4)
+      return 0;
+    uint32_t l = lmq__get32(q);
+    if ((size_t)(end - q - 4) < l)
+      return 0;
+    q += 4 + l;
+  }
+  if (q != end || rec->count == 0)
+    return 0;
+  rec->size = size;
+  return 1;
+}
+
+int lmq__wal_rec_next(const lmq_wal_rec *rec, size_t *pos,
+                      const unsigned char **data, uint32_t *len) {
+  if (*pos + 4 > rec->msgs_len)
+    return 0;
+  *len = lmq__get32(rec->msgs + *pos);
+  *data = rec->msgs + *pos + 4;
+  *pos += 4 + *len;
+  return 1;
+}
+
+void lmq__wal_seg_path(char *buf, size_t len, const char *waldir, uint64_t seq) {
+  snprintf(buf, len, "%s/%016" PRIu64 ".log", waldir, seq);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int lmq__wal_list(uint64_t **out, size_t *n, const char *waldir) {
+  DIR *d = opendir(waldir);
+  if (!d)
+    return lmq__error(lmq__errno_code(errno), "opendir %s: %s", waldir,
+                      strerror(errno));
+  size_t cnt = 0, cap = 0;
+  uint64_t *arr = NULL;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    const char *s = de->d_name;
+    size_t l = strlen(s);
+    if (l != 20 || strcmp(s + 16, ".log"))
+      continue;
+    uint64_t v = 0;
+    int ok = 1;
+    for (int i = 0; i < 16; i++) {
+      if (s[i] < '0' || s[i] > '9') {
+        ok = 0;
+        break;
+      }
+      v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (!ok)
+      continue;
+    if (cnt == cap) {
+      cap = cap ? cap * 2 : 8;
+      uint64_t *na = realloc(arr, cap * sizeof *na);
+      if (!na) {
+        free(arr);
+        closedir(d);
+        return lmq__error(LMQ_ENOMEM, "out of memory");
+      }
+      arr = na;
+    }
+    arr[cnt++] = v;
+  }
+  closedir(d);
+  if (cnt)
+    qsort(arr, cnt, sizeof *arr, cmp_u64);
+  *out = arr;
+  *n = cnt;
+  return 0;
+}

@@ -1,0 +1,177 @@
+/*
+ * Fault injection: allocation failures (a countdown malloc in this test
+ * program, which the library's calls resolve to) and I/O failures (a real
+ * RLIMIT_FSIZE, so writes past the limit fail with EFBIG).
+ */
+#define _GNU_SOURCE
+#include "util.h"
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NO_FAILMALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NO_FAILMALLOC 1
+#endif
+#endif
+
+#ifndef NO_FAILMALLOC
+/* -1: never fail; otherwise the number of allocations still allowed. */
+static volatile long fail_countdown = -1;
+static volatile long failures;
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+
+static int should_fail(void) {
+  long c = fail_countdown;
+  if (c < 0)
+    return 0;
+  if (c == 0) {
+    failures++;
+    return 1;
+  }
+  fail_countdown = c - 1;
+  return 0;
+}
+void *malloc(size_t n) { return should_fail() ? NULL : __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { return should_fail() ? NULL : __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) {
+  return should_fail() ? NULL : __libc_realloc(p, n);
+}
+
+/* Run op with the Nth allocation failing, for N = 0, 1, ... until op
+ * succeeds with no failure injected. Each failure must be a clean error. */
+static void each_allocation(const char *what, int (*op)(void *), void *arg,
+                            void (*undo)(void *)) {
+  for (long n = 0; n < 100000; n++) {
+    failures = 0;
+    fail_countdown = n;
+    int rc = op(arg);
+    fail_countdown = -1;
+    if (failures == 0) {
+      cr_assert_eq(rc, 0, "%s failed without an injected failure: %s", what,
+                   lmq_errmsg());
+      return;
+    }
+    cr_assert(rc <= 0, "%s returned %d", what, rc);
+    if (undo)
+      undo(arg);
+  }
+  cr_assert_fail("%s never succeeded", what);
+}
+
+struct ctx {
+  char *dir;
+  lmq_env *env;
+};
+
+static int op_open(void *a) {
+  struct ctx *c = a;
+  int rc = lmq_env_open(&c->env, c->dir, NULL);
+  if (rc == 0) {
+    /* channel + produce + consume inside the same countdown */
+    if ((rc = lmq_channel_create(c->env, "c")) == 0 &&
+        (rc = lmq_group_create(c->env, "c", "g", LMQ_START_EARLIEST)) == 0) {
+      lmq_buf b = {"payload", 7};
+      rc = lmq_produce(c->env, "c", &b, 1, NULL, LMQ_SYNC_NONE);
+    }
+    if (rc == 0) {
+      lmq_msgs *m = NULL;
+      int n = lmq_consume(&m, c->env, "c", "g", 10, 0);
+      lmq_msgs_free(m);
+      rc = n < 0 ? n : 0;
+    }
+    lmq_env_close(c->env);
+    c->env = NULL;
+  }
+  return rc;
+}
+
+Test(faults, every_allocation_failure_in_open_produce_consume_is_clean,
+     .timeout = 300) {
+  struct ctx c = {tmpdir_new(), NULL};
+  each_allocation("open/produce/consume", op_open, &c, NULL);
+  /* Whatever failed on the way, the directory opens and is consistent. */
+  lmq_env *env = open_env(c.dir, LMQ_SYNC_ALWAYS);
+  cr_assert_eq(lmq_channel_exists(env, "c"), 1);
+  lmq_env_close(env);
+  tmpdir_rm(c.dir);
+}
+#endif
+
+/* In a child: limit file size so the WAL (and LMDB) writes fail, check the
+ * errors are clean, lift the limit and check the env works and lost nothing. */
+Test(faults, write_failures_are_errors_and_the_env_recovers, .timeout = 120) {
+  char *dir = tmpdir_new();
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+    o.map_size = (uint64_t)64 << 20;
+    o.wal_segment_size = (uint64_t)8 << 20;
+    lmq_env *env;
+    if (lmq_env_open(&env, dir, &o) || lmq_channel_create(env, "c") ||
+        lmq_group_create(env, "c", "g", LMQ_START_EARLIEST))
+      _exit(10);
+    struct rlimit rl = {(rlim_t)4 << 20, RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    static char p[1000];
+    lmq_buf b[100];
+    for (int i = 0; i < 100; i++)
+      b[i] = (lmq_buf){p, sizeof p};
+    long acked = 0;
+    int rc = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++)
+      if ((rc = lmq_produce(env, "c", b, 100, NULL, LMQ_SYNC_ALWAYS)) == 0)
+        acked += 100;
+    if (rc == 0)
+      _exit(11); /* the limit never bit */
+    if (rc != LMQ_EIO && rc != LMQ_ENOSPC && rc != LMQ_EFAILED && rc != LMQ_EMAPFULL)
+      _exit(12);
+    if (!*lmq_errmsg())
+      _exit(13);
+    rl.rlim_cur = RLIM_INFINITY;
+    setrlimit(RLIMIT_FSIZE, &rl);
+    /* The WAL write failed cleanly (truncated back), so the env continues,
+     * unless it was an fsync failure, which requires a reopen. */
+    rc = lmq_produce(env, "c", b, 1, NULL, LMQ_SYNC_ALWAYS);
+    if (rc == LMQ_EFAILED) {
+      lmq_env_close(env);
+      if (lmq_env_open(&env, dir, &o))
+        _exit(14);
+      rc = lmq_produce(env, "c", b, 1, NULL, LMQ_SYNC_ALWAYS);
+    }
+    if (rc)
+      _exit(15);
+    acked += 1;
+    lmq_env_close(env);
+    if (lmq_env_open(&env, dir, &o))
+      _exit(16);
+    long got = 0;
+    for (;;) {
+      lmq_msgs *m;
+      int n = lmq_consume(&m, env, "c", "g", 10000, 0);
+      lmq_msgs_free(m);
+      if (n < 0)
+        _exit(17);
+      if (n == 0)
+        break;
+      got += n;
+    }
+    lmq_env_close(env);
+    _exit(got >= acked ? 0 : 18);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFEXITED(st), "child crashed (status %d)", st);
+  cr_assert_eq(WEXITSTATUS(st), 0, "child failed at step %d", WEXITSTATUS(st));
+  tmpdir_rm(dir);
+}
