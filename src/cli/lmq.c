@@ -1,7 +1,7 @@
 /*
  * lmq - command-line tool over the public API.
  *
- *   lmq demo DIR                      produce/consume demo with timings
+ *   lmq demo DIR                      engine and TtMsgStream demo with timings
  *   lmq create DIR CHANNEL...         create channels
  *   lmq destroy DIR CHANNEL...        destroy channels
  *   lmq channels DIR                  list channels with stats
@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "lmq.h"
+#include "cli/demo.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -163,6 +164,12 @@ static int demo(const char *dir) {
          (unsigned long long)s1.fsyncs, (unsigned long long)s1.produced,
          (unsigned long long)s1.wal_bytes, (unsigned long long)s1.map_used);
   lmq_env_close(demo_env);
+
+  /* The stream layer, in its own data directory under dir. */
+  char sdir[4096];
+  snprintf(sdir, sizeof sdir, "%s/streams", dir);
+  if (lmq__demo_stream(sdir))
+    return 1;
   printf("demo done\n");
   return 0;
 }

@@ -1,0 +1,6 @@
+/* demo.h - parts of `lmq demo`. */
+#ifndef LMQ_CLI_DEMO_H
+#define LMQ_CLI_DEMO_H
+/* The stream demo in data directory dir; 0 on success. */
+int lmq__demo_stream(const char *dir);
+#endif
