@@ -494,19 +494,37 @@ void lmq__chan_trim(lmq_chan *ch, lmq_id upto) {
 /* --------------------------------------------------------------------- */
 /* Retention (applier thread)                                            */
 
-int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
-  /* Snapshot the channels that have limits, holding references. */
-  lmq_chan **list = NULL;
-  size_t n = 0;
+lmq_chan **lmq__chan_snapshot(lmq_env *env, size_t *n, int with_retention) {
+  *n = 0;
   pthread_mutex_lock(&env->reg_mu);
-  list = malloc((env->nchans + 1) * sizeof *list);
+  lmq_chan **list = malloc((env->nchans + 1) * sizeof *list);
   for (size_t i = 0; list && i < env->hcap; i++)
-    for (lmq_chan *c = env->htab[i]; c; c = c->hnext)
-      if (!atomic_load(&c->dead) && (c->ret_age_ms || c->ret_bytes)) {
-        c->refs++;
-        list[n++] = c;
+    for (lmq_chan *c = env->htab[i]; c; c = c->hnext) {
+      if (atomic_load(&c->dead))
+        continue;
+      if (with_retention) {
+        pthread_mutex_lock(&c->mu);
+        int has = c->ret_age_ms || c->ret_bytes;
+        pthread_mutex_unlock(&c->mu);
+        if (!has)
+          continue;
       }
+      c->refs++;
+      list[(*n)++] = c;
+    }
   pthread_mutex_unlock(&env->reg_mu);
+  return list;
+}
+
+void lmq__chan_release(lmq_env *env, lmq_chan **list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    lmq__chan_put(env, list[i]);
+  free(list);
+}
+
+int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
+  size_t n;
+  lmq_chan **list = lmq__chan_snapshot(env, &n, 1);
   if (!list)
     return LMQ_ENOMEM;
   int rc = 0;
@@ -548,9 +566,7 @@ int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
       for (size_t i = 0; i < n; i++)
         list[i]->abytes -= freed[i];
   }
-  for (size_t i = 0; i < n; i++)
-    lmq__chan_put(env, list[i]);
-  free(list);
+  lmq__chan_release(env, list, n);
   free(freed);
   return rc ? lmq__mdb_code(rc, "retention") : 0;
 }

@@ -10,9 +10,11 @@
  * WAL position in the same transaction, then trims the tails and frees the
  * chunks. A checkpoint syncs LMDB and deletes fully-applied WAL segments.
  *
- * Lock order: group->mu -> chan->mu; env->reg_mu and env->wal_mu are never
- * held while taking a chan->mu or group->mu, except the leader, which takes
- * chan->mu while publishing (it holds no other lock then).
+ * Lock order: group->mu -> chan->mu, and env->reg_mu -> chan->mu (channel
+ * snapshots read retention settings). env->wal_mu is never held while
+ * taking a chan->mu or group->mu; the leader takes chan->mu while
+ * publishing and holds no other lock then. Nothing takes reg_mu while
+ * holding a chan->mu.
  */
 #ifndef LMQ_ENGINE_H
 #define LMQ_ENGINE_H
@@ -190,6 +192,11 @@ void lmq__chan_free_all(lmq_env *env);
 lmq_chan *lmq__chan_lookup_locked(lmq_env *env, const char *name, size_t len);
 /* Remove tail entries up to and including id (applier). */
 void lmq__chan_trim(lmq_chan *ch, lmq_id upto);
+/* The live channels (only those with retention limits if with_retention),
+ * each with a reference taken; NULL on allocation failure. Release with
+ * lmq__chan_release(). */
+lmq_chan **lmq__chan_snapshot(lmq_env *env, size_t *n, int with_retention);
+void lmq__chan_release(lmq_env *env, lmq_chan **list, size_t n);
 /* Apply retention limits (applier thread; own transaction). */
 int lmq__chan_retention(lmq_env *env, uint64_t now_ms);
 /* Publish a record's messages to the tail (leader). */

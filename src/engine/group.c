@@ -97,6 +97,24 @@ static lmq_group *find_locked(lmq_chan *ch, const char *name) {
   return NULL;
 }
 
+/*
+ * Unlink g from the live groups and keep it on the dead list until the
+ * channel is freed (other threads may still hold the pointer); wake its
+ * pollers. Caller holds ch->mu.
+ */
+static void retire_locked(lmq_chan *ch, lmq_group *g) {
+  for (lmq_group **pp = &ch->groups; *pp; pp = &(*pp)->next)
+    if (*pp == g) {
+      *pp = g->next;
+      break;
+    }
+  g->next = ch->dead_groups;
+  ch->dead_groups = g;
+  g->dead = 1;
+  if (g->efd >= 0)
+    lmq__event_set(g->efd);
+}
+
 /* Look up channel and group; on success the caller owns a channel ref. */
 static int get_cg(lmq_chan **chp, lmq_group **gp, lmq_env *env,
                   const char *channel, const char *group) {
@@ -177,14 +195,7 @@ LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
   pthread_mutex_unlock(&g->mu);
   if (rc) {
     pthread_mutex_lock(&ch->mu);
-    for (lmq_group **pp = &ch->groups; *pp; pp = &(*pp)->next)
-      if (*pp == g) {
-        *pp = g->next;
-        break;
-      }
-    g->next = ch->dead_groups; /* a consumer may already hold it */
-    ch->dead_groups = g;
-    g->dead = 1;
+    retire_locked(ch, g);
     pthread_mutex_unlock(&ch->mu);
   }
   lmq__chan_put(env, ch);
@@ -200,17 +211,7 @@ LMQ_API int lmq_group_destroy(lmq_env *env, const char *channel,
   if (rc)
     return rc;
   pthread_mutex_lock(&ch->mu);
-  for (lmq_group **pp = &ch->groups; *pp; pp = &(*pp)->next)
-    if (*pp == g) {
-      *pp = g->next;
-      break;
-    }
-  /* Kept until the channel is freed: other threads may hold the pointer. */
-  g->next = ch->dead_groups;
-  ch->dead_groups = g;
-  g->dead = 1;
-  if (g->efd >= 0)
-    lmq__event_set(g->efd);
+  retire_locked(ch, g);
   pthread_mutex_unlock(&ch->mu);
   char key[2 * LMQ_NAME_MAX + 16];
   rc = lmq_meta_del(env->meta, key, (size_t)gkey(key, ch->name, group));
@@ -678,16 +679,8 @@ int lmq__groups_commit_all(lmq_env *env) {
    * transactions of up to COMMIT_BATCH groups (one etcd request each). A
    * group's mutex is held from reading its cursor until the commit lands,
    * so a concurrent seek (which commits itself) cannot be overwritten. */
-  pthread_mutex_lock(&env->reg_mu);
-  lmq_chan **list = malloc((env->nchans + 1) * sizeof *list);
-  size_t n = 0;
-  for (size_t i = 0; list && i < env->hcap; i++)
-    for (lmq_chan *c = env->htab[i]; c; c = c->hnext)
-      if (!atomic_load(&c->dead)) {
-        c->refs++;
-        list[n++] = c;
-      }
-  pthread_mutex_unlock(&env->reg_mu);
+  size_t n;
+  lmq_chan **list = lmq__chan_snapshot(env, &n, 0);
   if (!list)
     return LMQ_ENOMEM;
   int rc = 0;
@@ -728,9 +721,7 @@ int lmq__groups_commit_all(lmq_env *env) {
   int r = commit_batch(env, batch, nb);
   if (r && !rc)
     rc = r;
-  for (size_t i = 0; i < n; i++)
-    lmq__chan_put(env, list[i]);
-  free(list);
+  lmq__chan_release(env, list, n);
   return rc;
 }
 
