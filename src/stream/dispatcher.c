@@ -1,0 +1,438 @@
+/*
+ * dispatcher.c - the unmarshal dispatcher: type -> codec, the protobuf codecs
+ * of the built-in types, the envelope every message travels in, and the
+ * in-process "mem" dispatcher.
+ */
+#include "config.h"
+#include "stream/msg.h"
+#include "common/error.h"
+#include "lmq_msg.pb-c.h"
+
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ type table */
+
+typedef struct type_info {
+  uint32_t type;
+  const char *name;
+  const ProtobufCMessageDescriptor *desc;
+} type_info;
+
+#define D(x) &lmqpb__##x##__descriptor
+static const type_info types[] = {
+    {0, "Undefined", D(empty)},
+    {100, "CreateCollection", D(collection_request)},
+    {101, "DropCollection", D(collection_request)},
+    {102, "HasCollection", D(collection_request)},
+    {103, "DescribeCollection", D(collection_request)},
+    {104, "ShowCollections", D(collection_request)},
+    {105, "GetSystemConfigs", D(get_system_configs_request)},
+    {106, "LoadCollection", D(collection_request)},
+    {107, "ReleaseCollection", D(collection_request)},
+    {108, "CreateAlias", D(alias_request)},
+    {109, "DropAlias", D(alias_request)},
+    {110, "AlterAlias", D(alias_request)},
+    {200, "CreatePartition", D(partition_request)},
+    {201, "DropPartition", D(partition_request)},
+    {202, "HasPartition", D(partition_request)},
+    {203, "DescribePartition", D(partition_request)},
+    {204, "ShowPartitions", D(partition_request)},
+    {205, "LoadPartitions", D(partition_request)},
+    {206, "ReleasePartitions", D(partition_request)},
+    {250, "ShowSegments", D(segment_request)},
+    {251, "DescribeSegment", D(segment_request)},
+    {252, "LoadSegments", D(segment_request)},
+    {253, "ReleaseSegments", D(segment_request)},
+    {254, "HandoffSegments", D(segment_request)},
+    {255, "LoadBalanceSegments", D(segment_request)},
+    {300, "CreateIndex", D(index_request)},
+    {301, "DescribeIndex", D(index_request)},
+    {302, "DropIndex", D(index_request)},
+    {400, "Insert", D(insert_request)},
+    {401, "Delete", D(delete_request)},
+    {402, "Flush", D(flush_request)},
+    {500, "Search", D(search_request)},
+    {501, "SearchResult", D(search_results)},
+    {502, "GetIndexState", D(index_request)},
+    {503, "GetIndexBuildProgress", D(index_request)},
+    {504, "GetCollectionStatistics", D(statistics_request)},
+    {505, "GetPartitionStatistics", D(statistics_request)},
+    {506, "Retrieve", D(retrieve_request)},
+    {507, "RetrieveResult", D(retrieve_results)},
+    {508, "WatchDmChannels", D(channels_request)},
+    {509, "RemoveDmChannels", D(channels_request)},
+    {510, "WatchQueryChannels", D(channels_request)},
+    {511, "RemoveQueryChannels", D(channels_request)},
+    {600, "SegmentInfo", D(segment_info_body)},
+    {1200, "TimeTick", D(empty)},
+    {1201, "QueryNodeStats", D(query_node_stats_body)},
+    {1202, "LoadIndex", D(load_index_body)},
+    {1203, "RequestID", D(alloc_request)},
+    {1204, "RequestTSO", D(alloc_request)},
+    {1205, "AllocateSegment", D(allocate_segment_body)},
+    {1206, "SegmentStatistics", D(segment_statistics_body)},
+    {1207, "SegmentFlushDone", D(segment_flush_done_body)},
+    {1208, "DataNodeTt", D(data_node_tt_body)},
+};
+#undef D
+#define NTYPES (sizeof types / sizeof types[0])
+
+static const type_info *type_find(int64_t type) {
+  size_t lo = 0, hi = NTYPES;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if ((int64_t)types[mid].type < type)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < NTYPES && (int64_t)types[lo].type == type ? &types[lo] : NULL;
+}
+
+LMQ_API const char *lmq_msg_type_name(int type) {
+  const type_info *t = type_find(type);
+  return t ? t->name : NULL;
+}
+
+LMQ_API const void *lmq_msg_type_descriptor(int type) {
+  const type_info *t = type_find(type);
+  return t ? t->desc : NULL;
+}
+
+/* ---------------------------------------------------------- proto codecs */
+
+static int proto_marshal(unsigned char **out, size_t *len, const void *body,
+                         void *arg) {
+  const ProtobufCMessageDescriptor *desc = arg;
+  const ProtobufCMessage *pm = body;
+  if (!pm)
+    return lmq__error(LMQ_EINVAL, "%s: body is NULL", desc->short_name);
+  if (pm->descriptor != desc)
+    return lmq__error(LMQ_EINVAL, "body is a %s, expected a %s",
+                      pm->descriptor ? pm->descriptor->short_name : "?",
+                      desc->short_name);
+  size_t n = protobuf_c_message_get_packed_size(pm);
+  unsigned char *buf = malloc(n ? n : 1);
+  if (!buf)
+    return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+  *len = protobuf_c_message_pack(pm, buf);
+  *out = buf;
+  return 0;
+}
+
+static int proto_unmarshal(void **body, lmq_body_free_fn *body_free,
+                           const void *data, size_t len, void *arg) {
+  const ProtobufCMessageDescriptor *desc = arg;
+  ProtobufCMessage *pm = protobuf_c_message_unpack(desc, NULL, len, data);
+  if (!pm)
+    return lmq__error(LMQ_ECORRUPT, "%zu bytes do not decode as a %s", len,
+                      desc->short_name);
+  *body = pm;
+  *body_free = lmq_msg_body_free_proto;
+  return 0;
+}
+
+/* ------------------------------------------------------------ dispatcher */
+
+typedef struct slot {
+  uint32_t type;
+  int used;
+  lmq_msg_codec codec;
+} slot;
+
+struct lmq_dispatcher {
+  int mem;
+  slot *slots; /* open addressing, power-of-two capacity */
+  size_t cap, n;
+  /* mem dispatcher */
+  pthread_mutex_t mu;
+  uint64_t nonce;
+  lmq_tsmsg **held;
+  size_t nheld, capheld;
+};
+
+static size_t slot_hash(uint32_t t, size_t cap) {
+  return (size_t)((t * 2654435761u) & (cap - 1));
+}
+
+static slot *slot_find(const lmq_dispatcher *d, uint32_t t) {
+  if (!d->cap)
+    return NULL;
+  for (size_t i = slot_hash(t, d->cap);; i = (i + 1) & (d->cap - 1)) {
+    if (!d->slots[i].used)
+      return NULL;
+    if (d->slots[i].type == t)
+      return &d->slots[i];
+  }
+}
+
+static int slot_put(lmq_dispatcher *d, uint32_t t, const lmq_msg_codec *c) {
+  slot *s = slot_find(d, t);
+  if (s) {
+    s->codec = *c;
+    return 0;
+  }
+  if ((d->n + 1) * 2 > d->cap) {
+    size_t nc = d->cap ? d->cap * 2 : 128;
+    slot *ns = calloc(nc, sizeof *ns);
+    if (!ns)
+      return lmq__error(LMQ_ENOMEM, "dispatcher: out of memory");
+    for (size_t i = 0; i < d->cap; i++) {
+      if (!d->slots[i].used)
+        continue;
+      size_t j = slot_hash(d->slots[i].type, nc);
+      while (ns[j].used)
+        j = (j + 1) & (nc - 1);
+      ns[j] = d->slots[i];
+    }
+    free(d->slots);
+    d->slots = ns;
+    d->cap = nc;
+  }
+  size_t j = slot_hash(t, d->cap);
+  while (d->slots[j].used)
+    j = (j + 1) & (d->cap - 1);
+  d->slots[j].used = 1;
+  d->slots[j].type = t;
+  d->slots[j].codec = *c;
+  d->n++;
+  return 0;
+}
+
+static int dispatcher_new(lmq_dispatcher **out, int mem) {
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "dispatcher: out is NULL");
+  lmq_dispatcher *d = calloc(1, sizeof *d);
+  if (!d)
+    return lmq__error(LMQ_ENOMEM, "dispatcher: out of memory");
+  d->mem = mem;
+  pthread_mutex_init(&d->mu, NULL);
+  *out = d;
+  return 0;
+}
+
+LMQ_API int lmq_dispatcher_create_proto(lmq_dispatcher **out) {
+  int rc = dispatcher_new(out, 0);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < NTYPES; i++) {
+    lmq_msg_codec c = {proto_marshal, proto_unmarshal, (void *)types[i].desc};
+    if ((rc = slot_put(*out, types[i].type, &c))) {
+      lmq_dispatcher_destroy(*out);
+      *out = NULL;
+      return rc;
+    }
+  }
+  return 0;
+}
+
+LMQ_API int lmq_dispatcher_create_mem(lmq_dispatcher **out) {
+  int rc = dispatcher_new(out, 1);
+  if (rc)
+    return rc;
+  /* The nonce ties tokens to this dispatcher instance and process. */
+  uint64_t x = (uint64_t)(uintptr_t)*out ^ (uint64_t)time(NULL) << 20 ^
+               (uint64_t)getpid() << 44;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  (*out)->nonce = x | 1;
+  return 0;
+}
+
+LMQ_API void lmq_dispatcher_destroy(lmq_dispatcher *d) {
+  if (!d)
+    return;
+  for (size_t i = 0; i < d->nheld; i++)
+    lmq_tsmsg_unref(d->held[i]);
+  free(d->held);
+  free(d->slots);
+  pthread_mutex_destroy(&d->mu);
+  free(d);
+}
+
+LMQ_API int lmq_dispatcher_register(lmq_dispatcher *d, int64_t type,
+                                    const lmq_msg_codec *codec) {
+  if (!d || !codec || !codec->marshal || !codec->unmarshal)
+    return lmq__error(LMQ_EINVAL, "dispatcher_register: NULL argument");
+  if (type < 0 || type > LMQ__TYPE_MAX)
+    return lmq__error(LMQ_EINVAL, "message type %lld is out of range",
+                      (long long)type);
+  return slot_put(d, (uint32_t)type, codec);
+}
+
+/* ---------------------------------------------------------------- mem */
+
+#define MEM_MAGIC 0x4c4d514d454d3031ULL /* "LMQMEM01" */
+#define MEM_TOKEN 24
+
+static void put64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+static uint64_t get64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static int mem_marshal(unsigned char **out, size_t *len, lmq_dispatcher *d,
+                       const lmq_tsmsg *m) {
+  unsigned char *buf = malloc(MEM_TOKEN);
+  if (!buf)
+    return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+  pthread_mutex_lock(&d->mu);
+  if (d->nheld == d->capheld) {
+    size_t nc = d->capheld ? d->capheld * 2 : 64;
+    lmq_tsmsg **nh = realloc(d->held, nc * sizeof *nh);
+    if (!nh) {
+      pthread_mutex_unlock(&d->mu);
+      free(buf);
+      return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+    }
+    d->held = nh;
+    d->capheld = nc;
+  }
+  size_t idx = d->nheld;
+  d->held[d->nheld++] = lmq_tsmsg_ref((lmq_tsmsg *)m);
+  pthread_mutex_unlock(&d->mu);
+  put64(buf, MEM_MAGIC);
+  put64(buf + 8, d->nonce);
+  put64(buf + 16, idx);
+  *out = buf;
+  *len = MEM_TOKEN;
+  ((lmq_tsmsg *)m)->size = MEM_TOKEN;
+  return 0;
+}
+
+static int mem_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
+                         const unsigned char *b, size_t len) {
+  if (len != MEM_TOKEN || get64(b) != MEM_MAGIC || get64(b + 8) != d->nonce)
+    return lmq__error(LMQ_ECORRUPT,
+                      "%zu bytes are not a token of this mem dispatcher", len);
+  uint64_t idx = get64(b + 16);
+  pthread_mutex_lock(&d->mu);
+  lmq_tsmsg *m = idx < d->nheld ? lmq_tsmsg_ref(d->held[idx]) : NULL;
+  pthread_mutex_unlock(&d->mu);
+  if (!m)
+    return lmq__error(LMQ_ECORRUPT, "mem token %llu is unknown",
+                      (unsigned long long)idx);
+  *out = m;
+  return 0;
+}
+
+/* ------------------------------------------------------------ envelope */
+
+LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
+                            lmq_dispatcher *d, const lmq_tsmsg *m) {
+  if (!out || !len || !d || !m)
+    return lmq__error(LMQ_EINVAL, "msg_marshal: NULL argument");
+  *out = NULL;
+  *len = 0;
+  if (d->mem)
+    return mem_marshal(out, len, d, m);
+  slot *s = slot_find(d, m->type);
+  if (!s)
+    return lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
+                      m->type);
+  unsigned char *body = NULL;
+  size_t blen = 0;
+  int rc = s->codec.marshal(&body, &blen, m->body, s->codec.arg);
+  if (rc)
+    return rc;
+  Lmqpb__MsgBase base = LMQPB__MSG_BASE__INIT;
+  base.msg_type = (Lmqpb__MsgType)m->type;
+  base.msg_id = m->id;
+  base.timestamp = m->timestamp;
+  base.source_id = m->source_id;
+  Lmqpb__Envelope env = LMQPB__ENVELOPE__INIT;
+  env.msg_base = &base;
+  env.begin_ts = m->begin_ts;
+  env.end_ts = m->end_ts;
+  env.n_hash_keys = m->nhash;
+  env.hash_keys = m->hash_keys;
+  if (m->traceparent)
+    env.traceparent = m->traceparent;
+  env.body.data = body;
+  env.body.len = blen;
+  size_t n = lmqpb__envelope__get_packed_size(&env);
+  unsigned char *buf = malloc(n ? n : 1);
+  if (!buf) {
+    free(body);
+    return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+  }
+  *len = lmqpb__envelope__pack(&env, buf);
+  *out = buf;
+  free(body);
+  ((lmq_tsmsg *)m)->size = *len;
+  return 0;
+}
+
+LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
+                              const void *data, size_t len) {
+  if (!out || !d || (len && !data))
+    return lmq__error(LMQ_EINVAL, "msg_unmarshal: NULL argument");
+  *out = NULL;
+  if (d->mem)
+    return mem_unmarshal(out, d, data, len);
+  Lmqpb__Envelope *env = lmqpb__envelope__unpack(NULL, len, data);
+  if (!env)
+    return lmq__error(LMQ_ECORRUPT, "%zu bytes are not a message envelope",
+                      len);
+  int rc;
+  lmq_tsmsg *m = NULL;
+  if (!env->msg_base) {
+    rc = lmq__error(LMQ_ECORRUPT, "message envelope has no base");
+    goto done;
+  }
+  uint32_t type = (uint32_t)env->msg_base->msg_type;
+  slot *s = slot_find(d, type);
+  if (!s) {
+    rc = lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
+                    type);
+    goto done;
+  }
+  if (env->traceparent[0] && lmq__traceparent_check(env->traceparent)) {
+    rc = lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
+    goto done;
+  }
+  if (env->begin_ts > env->end_ts) {
+    rc = lmq__error(LMQ_ECORRUPT, "message begin_ts %llu > end_ts %llu",
+                    (unsigned long long)env->begin_ts,
+                    (unsigned long long)env->end_ts);
+    goto done;
+  }
+  void *body = NULL;
+  lmq_body_free_fn bfree = NULL;
+  rc = s->codec.unmarshal(&body, &bfree, env->body.data, env->body.len,
+                          s->codec.arg);
+  if (rc)
+    goto done;
+  if ((rc = lmq_tsmsg_create(&m, type, body, bfree))) {
+    if (bfree)
+      bfree(body);
+    goto done;
+  }
+  m->id = env->msg_base->msg_id;
+  m->timestamp = env->msg_base->timestamp;
+  m->source_id = env->msg_base->source_id;
+  m->begin_ts = env->begin_ts;
+  m->end_ts = env->end_ts;
+  m->size = len;
+  if ((rc = lmq_tsmsg_set_hash_keys(m, env->hash_keys, env->n_hash_keys)) ||
+      (env->traceparent[0] &&
+       (rc = lmq_tsmsg_set_traceparent(m, env->traceparent)))) {
+    lmq_tsmsg_unref(m);
+    m = NULL;
+    goto done;
+  }
+  *out = m;
+done:
+  lmqpb__envelope__free_unpacked(env, NULL);
+  return rc;
+}
