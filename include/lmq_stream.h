@@ -437,10 +437,10 @@ LMQ_API int lmq_msgstream_as_consumer(lmq_msgstream *s,
  * Plain MsgStream: the messages available now (up to receive_buffer per
  * channel), begin_ts/end_ts the smallest begin and largest end among them,
  * start/end positions the first/last message read per channel.
- * TtMsgStream: one pack per common time tick (see docs/ttstream.md).
+ * TtMsgStream: one pack per common time tick (see docs/stream.md).
  * Returns 0 and *out (freed with lmq_msg_pack_destroy()), or LMQ_ETIMEDOUT
- * (*out NULL), LMQ_EINVAL (not a consumer), LMQ_ECORRUPT (a message failed
- * to decode; it is skipped and its position in the message), backend errors.
+ * (*out NULL), LMQ_EINVAL (not a consumer), backend errors. A message that
+ * fails to decode is skipped (a stream must not stall on one bad message).
  */
 LMQ_API int lmq_msgstream_consume(lmq_msg_pack **out, lmq_msgstream *s,
                                   int timeout_ms);

@@ -506,7 +506,8 @@ Test(msg, mem_dispatcher_passes_the_same_message_without_encoding) {
   cr_assert_eq(lmq_msg_marshal(&buf, &len, d, m), 0);
   lmq_tsmsg_unref(m); /* the dispatcher keeps it alive */
   cr_assert_eq(lmq_msg_unmarshal(&r, d, buf, len), 0);
-  cr_assert_eq(r, m);
+  cr_assert_neq(r, m); /* its own copy... */
+  cr_assert_eq(lmq_tsmsg_body(r), lmq_tsmsg_body(m)); /* ...of the same body */
   cr_assert_eq(lmq_tsmsg_timestamp(r), 99);
   lmq_tsmsg_unref(r);
   cr_assert_eq(lmq_msg_unmarshal(&r, other, buf, len), LMQ_ECORRUPT);

@@ -322,8 +322,28 @@ static int mem_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
   if (!m)
     return lmq__error(LMQ_ECORRUPT, "mem token %llu is unknown",
                       (unsigned long long)idx);
-  *out = m;
-  return 0;
+  /* A shallow copy sharing the body (held through parent), so that each
+   * consumer can stamp its own position on it. */
+  lmq_tsmsg *c = NULL;
+  int rc = lmq_tsmsg_create(&c, m->type, m->body, NULL);
+  if (rc == 0) {
+    c->parent = m;
+    c->id = m->id;
+    c->timestamp = m->timestamp;
+    c->begin_ts = m->begin_ts;
+    c->end_ts = m->end_ts;
+    c->source_id = m->source_id;
+    c->size = len;
+    if ((rc = lmq_tsmsg_set_hash_keys(c, m->hash_keys, m->nhash)) == 0 &&
+        (rc = lmq_tsmsg_set_traceparent(c, m->traceparent)) == 0) {
+      *out = c;
+      return 0;
+    }
+    lmq_tsmsg_unref(c); /* drops m through parent */
+    return rc;
+  }
+  lmq_tsmsg_unref(m);
+  return rc;
 }
 
 /* ------------------------------------------------------------ envelope */

@@ -45,6 +45,7 @@ LMQ_API void lmq_tsmsg_unref(lmq_tsmsg *m) {
   free(m->hash_keys);
   free(m->traceparent);
   lmq_msg_position_clear(&m->pos);
+  lmq_tsmsg_unref(m->parent);
   free(m);
 }
 

@@ -20,6 +20,7 @@ struct lmq_tsmsg {
   size_t size;
   void *body;
   lmq_body_free_fn body_free;
+  lmq_tsmsg *parent; /* a mem-dispatched copy shares its parent's body */
   /* stream bookkeeping (set by consumers) */
   unsigned chan; /* index of the channel it was read from */
 };

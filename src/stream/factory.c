@@ -1,0 +1,206 @@
+/* factory.c - the stream factory: parameters, and the backend and
+ * dispatcher its streams share. */
+#include "config.h"
+#include "stream/stream.h"
+#include "common/error.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lmq_stream_factory {
+  pthread_mutex_t mu;
+  char *backend;
+  char *dir;
+  int sync;
+  int mem;
+  size_t rbuf;
+  lmq_env *env;          /* borrowed */
+  lmq_dispatcher *disp;  /* borrowed */
+  lmq_stream_ctx *ctx;   /* opened on first use */
+};
+
+void lmq__ctx_unref(lmq_stream_ctx *c) {
+  if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+    return;
+  if (c->be)
+    c->be->ops->close(c->be);
+  if (c->own_disp)
+    lmq_dispatcher_destroy(c->disp);
+  free(c);
+}
+
+LMQ_API int lmq_stream_factory_create(lmq_stream_factory **out) {
+  if (!out)
+    return lmq__error(LMQ_EINVAL, "factory_create: out is NULL");
+  lmq_stream_factory *f = calloc(1, sizeof *f);
+  if (!f || !(f->backend = strdup("engine"))) {
+    free(f);
+    return lmq__error(LMQ_ENOMEM, "factory_create: out of memory");
+  }
+  pthread_mutex_init(&f->mu, NULL);
+  f->rbuf = 1024;
+  f->sync = LMQ_SYNC_DEFAULT;
+  *out = f;
+  return 0;
+}
+
+LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f) {
+  if (!f)
+    return;
+  lmq__ctx_unref(f->ctx);
+  free(f->backend);
+  free(f->dir);
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+}
+
+static int set_locked(lmq_stream_factory *f, const char *key,
+                      const char *value) {
+  if (!strcmp(key, "backend")) {
+    if (strcmp(value, "engine"))
+      return lmq__error(LMQ_EINVAL,
+                        "backend '%.64s' is not built in (have: engine)",
+                        value);
+    return 0;
+  }
+  if (!strcmp(key, "engine.dir")) {
+    char *d = strdup(value);
+    if (!d)
+      return lmq__error(LMQ_ENOMEM, "factory_set: out of memory");
+    free(f->dir);
+    f->dir = d;
+    return 0;
+  }
+  if (!strcmp(key, "engine.sync")) {
+    if (!strcmp(value, "always"))
+      f->sync = LMQ_SYNC_ALWAYS;
+    else if (!strcmp(value, "interval"))
+      f->sync = LMQ_SYNC_INTERVAL;
+    else if (!strcmp(value, "none"))
+      f->sync = LMQ_SYNC_NONE;
+    else
+      return lmq__error(LMQ_EINVAL,
+                        "engine.sync '%.32s': expected always, interval or "
+                        "none",
+                        value);
+    return 0;
+  }
+  if (!strcmp(key, "dispatcher")) {
+    if (!strcmp(value, "proto"))
+      f->mem = 0;
+    else if (!strcmp(value, "mem"))
+      f->mem = 1;
+    else
+      return lmq__error(LMQ_EINVAL,
+                        "dispatcher '%.32s': expected proto or mem", value);
+    return 0;
+  }
+  if (!strcmp(key, "receive_buffer")) {
+    char *end;
+    unsigned long v = strtoul(value, &end, 10);
+    if (!*value || *end || v < 1 || v > 1048576)
+      return lmq__error(LMQ_EINVAL,
+                        "receive_buffer '%.32s': expected 1..1048576", value);
+    f->rbuf = v;
+    return 0;
+  }
+  return lmq__error(LMQ_EINVAL,
+                    "unknown stream parameter '%.64s' (known: backend, "
+                    "engine.dir, engine.sync, dispatcher, receive_buffer)",
+                    key);
+}
+
+LMQ_API int lmq_stream_factory_set(lmq_stream_factory *f, const char *key,
+                                   const char *value) {
+  if (!f || !key || !value)
+    return lmq__error(LMQ_EINVAL, "factory_set: NULL argument");
+  pthread_mutex_lock(&f->mu);
+  int rc = f->ctx ? lmq__error(LMQ_EBUSY, "factory_set: streams exist already")
+                  : set_locked(f, key, value);
+  pthread_mutex_unlock(&f->mu);
+  return rc;
+}
+
+LMQ_API int lmq_stream_factory_set_env(lmq_stream_factory *f, lmq_env *env) {
+  if (!f || !env)
+    return lmq__error(LMQ_EINVAL, "factory_set_env: NULL argument");
+  pthread_mutex_lock(&f->mu);
+  int rc = 0;
+  if (f->ctx)
+    rc = lmq__error(LMQ_EBUSY, "factory_set_env: streams exist already");
+  else
+    f->env = env;
+  pthread_mutex_unlock(&f->mu);
+  return rc;
+}
+
+LMQ_API int lmq_stream_factory_set_dispatcher(lmq_stream_factory *f,
+                                              lmq_dispatcher *d) {
+  if (!f || !d)
+    return lmq__error(LMQ_EINVAL, "factory_set_dispatcher: NULL argument");
+  pthread_mutex_lock(&f->mu);
+  int rc = 0;
+  if (f->ctx)
+    rc = lmq__error(LMQ_EBUSY, "factory_set_dispatcher: streams exist "
+                               "already");
+  else
+    f->disp = d;
+  pthread_mutex_unlock(&f->mu);
+  return rc;
+}
+
+static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
+  lmq_stream_ctx *c = calloc(1, sizeof *c);
+  if (!c)
+    return lmq__error(LMQ_ENOMEM, "stream: out of memory");
+  atomic_init(&c->refs, 1);
+  c->rbuf = f->rbuf;
+  int rc = 0;
+  if (f->disp) {
+    c->disp = f->disp;
+  } else {
+    rc = f->mem ? lmq_dispatcher_create_mem(&c->disp)
+                : lmq_dispatcher_create_proto(&c->disp);
+    c->own_disp = 1;
+    if (rc)
+      goto fail;
+  }
+  lmq_env *env = f->env;
+  int own = 0;
+  if (!env) {
+    if (!f->dir) {
+      rc = lmq__error(LMQ_EINVAL, "stream factory: set engine.dir or an env");
+      goto fail;
+    }
+    lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+    if (f->sync != LMQ_SYNC_DEFAULT)
+      o.sync = f->sync;
+    if ((rc = lmq_env_open(&env, f->dir, &o)))
+      goto fail;
+    own = 1;
+  }
+  if ((rc = lmq__backend_engine_open(&c->be, env, own))) {
+    if (own)
+      lmq_env_close(env);
+    goto fail;
+  }
+  *out = c;
+  return 0;
+fail:
+  lmq__ctx_unref(c);
+  return rc;
+}
+
+int lmq__factory_ctx(lmq_stream_ctx **out, lmq_stream_factory *f) {
+  if (!f)
+    return lmq__error(LMQ_EINVAL, "stream factory is NULL");
+  pthread_mutex_lock(&f->mu);
+  int rc = f->ctx ? 0 : ctx_open(&f->ctx, f);
+  if (rc == 0) {
+    atomic_fetch_add(&f->ctx->refs, 1);
+    *out = f->ctx;
+  }
+  pthread_mutex_unlock(&f->mu);
+  return rc;
+}
