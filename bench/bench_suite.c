@@ -837,6 +837,8 @@ static const char *human(char *buf, size_t n, double v) {
     snprintf(buf, n, "%.2fM", v / 1e6);
   else if (fabs(v) >= 1e4)
     snprintf(buf, n, "%.1fk", v / 1e3);
+  else if (fabs(v) >= 100)
+    snprintf(buf, n, "%.0f", v);
   else
     snprintf(buf, n, "%.3g", v);
   return buf;
@@ -978,7 +980,7 @@ int main(int argc, char **argv) {
       else
         snprintf(r3, sizeof r3, "%.2f/%.2f", s[0].wamp, s[1].wamp);
       snprintf(r4, sizeof r4, "%.0f/%.0f", s[0].dir_mb, s[1].dir_mb);
-      snprintf(line, sizeof line, "%-36s %-5s %25s %25s %7.2f %20s %6s | %11s %11s %11s %11s\n",
+      snprintf(line, sizeof line, "%-36s %-5s %25s %25s %7.3g %20s %6s | %11s %11s %11s %11s\n",
                nm, m->unit, a, b, s[0].v[j].med / s[1].v[j].med, frac, rfrac,
                j ? "" : r1, j ? "" : r2, j ? "" : r3, j ? "" : r4);
       fputs(line, stdout);
