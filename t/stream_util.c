@@ -10,7 +10,20 @@ lmq_stream_factory *su_factory(const char *dir) {
   cr_assert_eq(lmq_stream_factory_create(&f), 0);
   cr_assert_eq(lmq_stream_factory_set(f, "engine.dir", dir), 0);
   cr_assert_eq(lmq_stream_factory_set(f, "engine.sync", "none"), 0);
+#ifdef LMQ_TEST_BACKEND /* the same tests, built again for another backend */
+  cr_assert_eq(lmq_stream_factory_set(f, "backend", LMQ_TEST_BACKEND), 0);
+#endif
   return f;
+}
+
+void su_need_meta(lmq_stream_factory *f) {
+#ifdef LMQ_TEST_BACKEND
+  lmq_chansvc *svc = NULL;
+  cr_assert_eq(lmq_chansvc_create(&svc, f), LMQ_ENOTSUP);
+  cr_skip_test("backend %s has no metadata store", LMQ_TEST_BACKEND);
+#else
+  (void)f;
+#endif
 }
 
 lmq_tsmsg *su_insert(int64_t id, uint64_t ts, uint32_t key) {

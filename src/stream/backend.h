@@ -74,4 +74,9 @@ struct lmq_backend {
 /* The engine adapter over an open env (borrowed unless own_env). */
 int lmq__backend_engine_open(lmq_backend **out, lmq_env *env, int own_env);
 
+/* The RocksDB adapter (backend_rocksdb.c, only with --with-rocksdb): opens
+ * a RocksMQ-layout store in dir with sync an enum lmq_sync. It has no
+ * metadata store (ops->meta returns NULL). Closed by ops->close. */
+int lmq__backend_rocksdb_open(lmq_backend **out, const char *dir, int sync);
+
 #endif

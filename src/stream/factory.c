@@ -58,10 +58,23 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f) {
 static int set_locked(lmq_stream_factory *f, const char *key,
                       const char *value) {
   if (!strcmp(key, "backend")) {
+#ifdef LMQ_HAVE_ROCKSDB
+    if (strcmp(value, "engine") && strcmp(value, "rocksdb"))
+      return lmq__error(LMQ_EINVAL,
+                        "backend '%.64s' is not built in (have: engine, "
+                        "rocksdb)",
+                        value);
+#else
     if (strcmp(value, "engine"))
       return lmq__error(LMQ_EINVAL,
                         "backend '%.64s' is not built in (have: engine)",
                         value);
+#endif
+    char *v = strdup(value);
+    if (!v)
+      return lmq__error(LMQ_ENOMEM, "factory_set: out of memory");
+    free(f->backend);
+    f->backend = v;
     return 0;
   }
   if (!strcmp(key, "engine.dir")) {
@@ -166,6 +179,20 @@ static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
     if (rc)
       goto fail;
   }
+#ifdef LMQ_HAVE_ROCKSDB
+  if (!strcmp(f->backend, "rocksdb")) {
+    /* The RocksDB store lives in engine.dir; engine.sync is its policy. */
+    if (!f->dir) {
+      rc = lmq__error(LMQ_EINVAL, "stream factory: backend rocksdb needs "
+                                  "engine.dir");
+      goto fail;
+    }
+    if ((rc = lmq__backend_rocksdb_open(&c->be, f->dir, f->sync)))
+      goto fail;
+    *out = c;
+    return 0;
+  }
+#endif
   lmq_env *env = f->env;
   int own = 0;
   if (!env) {

@@ -1,0 +1,1040 @@
+/*
+ * bench_suite - lmq's engine and the RocksMQ-layout RocksDB store side by
+ * side, with the machine's own limits measured in the same run.
+ *
+ *   bench_suite [-q] [-r RUNS] [-s SECONDS] [-d TMPDIR] [-o RESULTS_DIR]
+ *
+ *   -q   quick mode (about a minute: short runs, smaller fills)
+ *   -r   runs per figure (default 3 quick, 5 full; at least 3)
+ *   -s   seconds per throughput run (default 0.3 quick, 2 full)
+ *   -d   where the fresh data directories go (default $TMPDIR or /var/tmp)
+ *   -o   where suite-<time>.{txt,csv,json} and latest.dat go
+ *        (default bench/results next to this binary's working directory)
+ *
+ * Every run happens in a forked child with a fresh data directory, so the
+ * parent can read the child's peak RSS and CPU time from wait4(); the child
+ * reports its own /proc/self/io write_bytes delta (bytes it caused to be
+ * written to the device) and the data directory's size after close. Each
+ * figure is the median of the runs, with min-max.
+ */
+#define _GNU_SOURCE
+#include "lmq.h"
+#include "stream/rocksmq.h"
+#ifdef BENCH_WITH_STREAM
+#include "lmq_stream.h"
+#include "lmq_msg.pb-c.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- settings */
+
+static int quick;
+static int runs;
+static double secs;
+static const char *tmpbase;
+static long consume_total;  /* messages filled for the consume runs */
+static double lat_secs;     /* latency run length */
+static double lat_rate = 2000; /* msg/s, open loop; lowered on slow disks */
+static int can_drop_caches;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, const char *detail) {
+  fprintf(stderr, "bench_suite: %s: %s\n", what, detail);
+  exit(1);
+}
+
+/* ------------------------------------------------------------- files */
+
+static int rm_cb(const char *p, const struct stat *st, int f, struct FTW *w) {
+  (void)st, (void)f, (void)w;
+  return remove(p);
+}
+
+static char *fresh_dir(void) {
+  const char *b = tmpbase ? tmpbase : getenv("TMPDIR");
+  char *p = malloc(4096);
+  snprintf(p, 4096, "%s/lmq-suite-XXXXXX", b && *b ? b : "/var/tmp");
+  if (!p || !mkdtemp(p))
+    die("mkdtemp", strerror(errno));
+  return p;
+}
+
+static uint64_t du_total;
+static int du_cb(const char *p, const struct stat *st, int f, struct FTW *w) {
+  (void)p, (void)w;
+  if (f == FTW_F)
+    du_total += (uint64_t)st->st_blocks * 512;
+  return 0;
+}
+
+static uint64_t dir_bytes(const char *d) {
+  du_total = 0;
+  nftw(d, du_cb, 16, FTW_PHYS);
+  return du_total;
+}
+
+static void drop_dir(char *p) {
+  nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  free(p);
+}
+
+/* Bytes this process caused to be written to storage so far. */
+static uint64_t io_write_bytes(void) {
+  FILE *f = fopen("/proc/self/io", "r");
+  char line[128];
+  uint64_t v = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "write_bytes: %llu", (unsigned long long *)&v) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return v;
+}
+
+/* Write back dirty pages and drop the page cache (needs root); 0 if done. */
+static int drop_caches(void) {
+  sync();
+  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+  if (fd < 0)
+    return -1;
+  int ok = write(fd, "1", 1) == 1;
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- backends */
+
+typedef void (*msg_fn)(const void *data, size_t len, void *arg);
+
+typedef struct backend {
+  const char *name;
+  void *(*open)(const char *dir, int sync);
+  /* settle: apply/checkpoint (lmq) or flush memtables (RocksDB) first, so
+   * both leave their data at rest in their main structure. */
+  void (*close)(void *h, int settle);
+  void (*create)(void *h, const char *ch);
+  void (*group)(void *h, const char *ch, const char *g);
+  void (*produce)(void *h, const char *ch, const lmq_buf *b, size_t n, int sync);
+  /* Consume up to max; calls each (if not NULL) per message; returns n. */
+  int (*consume)(void *h, const char *ch, const char *g, size_t max, int timeout,
+                 msg_fn each, void *arg);
+  const char *stream_name; /* the stream factory's backend name */
+} backend;
+
+static void lchk(int rc, const char *what) {
+  if (rc < 0) {
+    char d[600];
+    snprintf(d, sizeof d, "%s (%s)", lmq_strerror(rc), lmq_errmsg());
+    die(what, d);
+  }
+}
+
+static void *l_open(const char *dir, int sync) {
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.sync = sync;
+  o.map_size = (uint64_t)8 << 30;
+  lmq_env *env;
+  lchk(lmq_env_open(&env, dir, &o), "lmq open");
+  return env;
+}
+static void l_close(void *h, int settle) {
+  if (settle)
+    lchk(lmq_env_checkpoint(h), "lmq checkpoint");
+  lmq_env_close(h);
+}
+static void l_create(void *h, const char *ch) { lchk(lmq_channel_create(h, ch), "lmq create"); }
+static void l_group(void *h, const char *ch, const char *g) {
+  lchk(lmq_group_create(h, ch, g, LMQ_START_EARLIEST), "lmq group");
+}
+static void l_produce(void *h, const char *ch, const lmq_buf *b, size_t n, int sync) {
+  lchk(lmq_produce(h, ch, b, n, NULL, sync), "lmq produce");
+}
+static int l_consume(void *h, const char *ch, const char *g, size_t max, int timeout,
+                     msg_fn each, void *arg) {
+  lmq_msgs *m = NULL;
+  int n = lmq_consume(&m, h, ch, g, max, timeout);
+  lchk(n, "lmq consume");
+  if (each)
+    for (int i = 0; i < n; i++) {
+      const lmq_msg *x = lmq_msgs_at(m, (size_t)i);
+      each(x->data, x->len, arg);
+    }
+  lmq_msgs_free(m);
+  return n;
+}
+
+static void rchk(int rc, const char *what) {
+  if (rc < 0) {
+    char d[600];
+    snprintf(d, sizeof d, "%s (%s)", lmq_strerror(rc), lmq__rmq_errmsg());
+    die(what, d);
+  }
+}
+static void *r_open(const char *dir, int sync) {
+  lmq_rmq *r;
+  rchk(lmq__rmq_open(&r, dir, sync), "rocksdb open");
+  return r;
+}
+static void r_close(void *h, int settle) {
+  if (settle)
+    rchk(lmq__rmq_flush(h), "rocksdb flush");
+  lmq__rmq_close(h);
+}
+static void r_create(void *h, const char *ch) {
+  rchk(lmq__rmq_channel_create(h, ch), "rocksdb create");
+}
+static void r_group(void *h, const char *ch, const char *g) {
+  rchk(lmq__rmq_group_create(h, ch, g, LMQ_START_EARLIEST), "rocksdb group");
+}
+static void r_produce(void *h, const char *ch, const lmq_buf *b, size_t n, int sync) {
+  rchk(lmq__rmq_produce(h, ch, b, n, NULL, sync), "rocksdb produce");
+}
+static int r_consume(void *h, const char *ch, const char *g, size_t max, int timeout,
+                     msg_fn each, void *arg) {
+  lmq_rmq_msgs *m = NULL;
+  int n = lmq__rmq_consume(&m, h, ch, g, max, timeout);
+  rchk(n, "rocksdb consume");
+  if (each)
+    for (size_t i = 0; i < m->n; i++)
+      each(m->msgs[i].data, m->msgs[i].len, arg);
+  lmq__rmq_msgs_free(m);
+  return n;
+}
+
+static const backend backends[2] = {
+    {"lmq", l_open, l_close, l_create, l_group, l_produce, l_consume, "engine"},
+    {"rocksdb", r_open, r_close, r_create, r_group, r_produce, r_consume, "rocksdb"},
+};
+
+/* ------------------------------------------------------------- results */
+
+typedef struct result {
+  double v[3];      /* the figure(s) */
+  uint64_t wbytes;  /* device bytes written, open to close */
+  uint64_t payload; /* payload bytes produced (0: not a produce figure) */
+  uint64_t dir;     /* data directory bytes after close */
+  double rss_mb, cpu_s; /* filled in by the parent */
+} result;
+
+typedef struct mdef mdef;
+typedef void (*measure_fn)(const backend *b, const mdef *m, result *r);
+
+struct mdef {
+  const char *name;
+  const char *unit;
+  const char *bound; /* which machine limit bounds it (or "cpu") */
+  measure_fn fn;
+  int a, b;          /* parameters */
+  int nv;            /* figures per run (latency: 3) */
+  const char *vnames[3];
+};
+
+/* ------------------------------------------------------------- machine */
+
+static void m_fsync(const backend *bk, const mdef *m, result *r) {
+  (void)bk, (void)m;
+  char *d = fresh_dir();
+  char path[4200];
+  snprintf(path, sizeof path, "%s/f", d);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char buf[4096];
+  memset(buf, 'f', sizeof buf);
+  long n = 0;
+  double t0 = now_s(), t;
+  do {
+    if (pwrite(fd, buf, sizeof buf, (off_t)n * 4096) != 4096 || fdatasync(fd))
+      die("fsync limit", strerror(errno));
+    n++;
+  } while ((t = now_s() - t0) < secs);
+  close(fd);
+  drop_dir(d);
+  r->v[0] = (double)n / t;
+}
+
+static void m_seqwrite(const backend *bk, const mdef *m, result *r) {
+  (void)bk, (void)m;
+  char *d = fresh_dir();
+  char path[4200];
+  snprintf(path, sizeof path, "%s/f", d);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  size_t mib = 1 << 20;
+  char *buf = malloc(mib);
+  memset(buf, 's', mib);
+  long n = 0;
+  double t0 = now_s(), t;
+  do {
+    if (write(fd, buf, mib) != (ssize_t)mib || fdatasync(fd))
+      die("seqwrite limit", strerror(errno));
+    n++;
+  } while ((t = now_s() - t0) < secs || n < 16);
+  close(fd);
+  free(buf);
+  drop_dir(d);
+  r->v[0] = (double)n * (double)mib / 1e6 / t;
+}
+
+/* Cold sequential read of 128 MiB (after dropping the page cache). */
+static void m_seqread(const backend *bk, const mdef *m, result *r) {
+  (void)bk, (void)m;
+  char *d = fresh_dir();
+  char path[4200];
+  snprintf(path, sizeof path, "%s/f", d);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  size_t mib = 1 << 20, total = quick ? 64 : 256;
+  char *buf = malloc(mib);
+  memset(buf, 'r', mib);
+  for (size_t i = 0; i < total; i++)
+    if (write(fd, buf, mib) != (ssize_t)mib)
+      die("seqread limit", strerror(errno));
+  fdatasync(fd);
+  drop_caches();
+  lseek(fd, 0, SEEK_SET);
+  double t0 = now_s();
+  ssize_t k;
+  size_t got = 0;
+  while ((k = read(fd, buf, mib)) > 0)
+    got += (size_t)k;
+  double t = now_s() - t0;
+  close(fd);
+  free(buf);
+  drop_dir(d);
+  r->v[0] = (double)got / 1e6 / t;
+}
+
+static void m_memcpy(const backend *bk, const mdef *m, result *r) {
+  (void)bk, (void)m;
+  size_t sz = 64 << 20;
+  char *a = malloc(sz), *b = malloc(sz);
+  memset(a, 1, sz);
+  memset(b, 2, sz);
+  long n = 0;
+  double t0 = now_s(), t;
+  do {
+    memcpy(n & 1 ? a : b, n & 1 ? b : a, sz);
+    n++;
+  } while ((t = now_s() - t0) < secs / 2 || n < 4);
+  volatile char sink = a[sz / 2] + b[sz / 3];
+  (void)sink;
+  free(a);
+  free(b);
+  r->v[0] = (double)n * (double)sz / 1e9 / t;
+}
+
+/* ------------------------------------------------------------- produce */
+
+/* Batched produce of a.b-byte... : m->a = message size, m->b = channels.
+ * Calls carry 1000 messages of 100 B, or 1 MiB of larger messages. */
+static void m_batched(const backend *bk, const mdef *m, result *r) {
+  char *d = fresh_dir();
+  uint64_t w0 = io_write_bytes();
+  void *h = bk->open(d, LMQ_SYNC_ALWAYS);
+  size_t sz = (size_t)m->a, per = sz <= 100 ? 1000 : (1u << 20) / sz;
+  int nch = m->b;
+  char name[32];
+  for (int c = 0; c < nch; c++) {
+    snprintf(name, sizeof name, "ch%d", c);
+    bk->create(h, name);
+  }
+  char *payload = malloc(sz);
+  memset(payload, 'p', sz);
+  lmq_buf *v = malloc(per * sizeof *v);
+  for (size_t i = 0; i < per; i++)
+    v[i] = (lmq_buf){payload, sz};
+  long n = 0;
+  double t0 = now_s(), t;
+  do {
+    snprintf(name, sizeof name, "ch%ld", n % nch);
+    bk->produce(h, name, v, per, LMQ_SYNC_ALWAYS);
+    n++;
+  } while ((t = now_s() - t0) < secs);
+  bk->close(h, 1);
+  r->wbytes = io_write_bytes() - w0;
+  r->payload = (uint64_t)n * per * sz;
+  r->dir = dir_bytes(d);
+  drop_dir(d);
+  double msgs = (double)n * (double)per;
+  r->v[0] = sz <= 100 ? msgs / t : msgs * (double)sz / 1e6 / t;
+  free(payload);
+  free(v);
+}
+
+typedef struct pargs {
+  const backend *bk;
+  void *h;
+  atomic_int *stop;
+  long count;
+  int sync;
+} pargs;
+
+static void *single_producer(void *arg) {
+  pargs *a = arg;
+  char payload[100];
+  memset(payload, 's', sizeof payload);
+  lmq_buf b = {payload, sizeof payload};
+  while (!atomic_load(a->stop)) {
+    a->bk->produce(a->h, "c", &b, 1, a->sync);
+    a->count++;
+  }
+  return NULL;
+}
+
+/* m->a threads, m->b sync policy, one 100-byte message per call. */
+static void m_single(const backend *bk, const mdef *m, result *r) {
+  char *d = fresh_dir();
+  uint64_t w0 = io_write_bytes();
+  void *h = bk->open(d, m->b);
+  bk->create(h, "c");
+  atomic_int stop = 0;
+  pthread_t th[64];
+  pargs a[64];
+  int threads = m->a;
+  double t0 = now_s();
+  for (int i = 0; i < threads; i++) {
+    a[i] = (pargs){bk, h, &stop, 0, m->b};
+    pthread_create(&th[i], NULL, single_producer, &a[i]);
+  }
+  struct timespec ts = {(time_t)secs, (long)((secs - (double)(long)secs) * 1e9)};
+  nanosleep(&ts, NULL);
+  atomic_store(&stop, 1);
+  long total = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(th[i], NULL);
+    total += a[i].count;
+  }
+  double t = now_s() - t0;
+  bk->close(h, 1);
+  r->wbytes = io_write_bytes() - w0;
+  r->payload = (uint64_t)total * 100;
+  r->dir = dir_bytes(d);
+  drop_dir(d);
+  r->v[0] = (double)total / t;
+}
+
+/* ------------------------------------------------------------- consume */
+
+/* Fill consume_total 100-byte messages (sync NONE), settle, then consume
+ * them all in calls of 1000. m->a: 1 = cold (close, drop the page cache if
+ * permitted, reopen), 0 = hot (same handle, everything cached). */
+static void m_consume(const backend *bk, const mdef *m, result *r) {
+  char *d = fresh_dir();
+  void *h = bk->open(d, LMQ_SYNC_NONE);
+  bk->create(h, "c");
+  bk->group(h, "c", "g");
+  static char payload[100];
+  static lmq_buf b[1000];
+  for (int i = 0; i < 1000; i++)
+    b[i] = (lmq_buf){payload, sizeof payload};
+  for (long i = 0; i < consume_total / 1000; i++)
+    bk->produce(h, "c", b, 1000, LMQ_SYNC_NONE);
+  bk->close(h, 1);
+  if (m->a && can_drop_caches)
+    drop_caches();
+  h = bk->open(d, LMQ_SYNC_NONE);
+  if (!m->a) { /* warm every page once, untimed */
+    bk->group(h, "c", "warm");
+    while (bk->consume(h, "c", "warm", 1000, 0, NULL, NULL) > 0)
+      ;
+  }
+  long got = 0;
+  double t0 = now_s();
+  int n;
+  while (got < consume_total && (n = bk->consume(h, "c", "g", 1000, 0, NULL, NULL)) > 0)
+    got += n;
+  double t = now_s() - t0;
+  if (got != consume_total)
+    die("consume", "did not get every message back");
+  bk->close(h, 0);
+  r->dir = dir_bytes(d);
+  drop_dir(d);
+  r->v[0] = (double)got / t;
+}
+
+/* ------------------------------------------------------------- latency */
+
+/* Log-bucketed histogram (HdrHistogram's idea): 32 sub-buckets per power
+ * of two, so every recorded value is kept within about 3%. */
+#define SUB_BITS 5
+#define NBUCKETS (64 << SUB_BITS)
+typedef struct hist {
+  uint64_t count[NBUCKETS];
+  uint64_t total;
+} hist;
+
+static unsigned hist_index(uint64_t v) {
+  if (v < (1u << SUB_BITS))
+    return (unsigned)v;
+  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+  unsigned shift = msb - SUB_BITS;
+  return ((shift + 1) << SUB_BITS) + (unsigned)((v >> shift) & ((1u << SUB_BITS) - 1));
+}
+
+/* The middle of bucket i. */
+static double hist_value(unsigned i) {
+  if (i < (1u << SUB_BITS))
+    return i;
+  unsigned shift = (i >> SUB_BITS) - 1;
+  uint64_t lo = ((uint64_t)((1u << SUB_BITS) | (i & ((1u << SUB_BITS) - 1)))) << shift;
+  return (double)lo + (double)((uint64_t)1 << shift) / 2;
+}
+
+static double hist_pct(const hist *h, double p) {
+  uint64_t want = (uint64_t)ceil(p / 100 * (double)h->total), seen = 0;
+  for (unsigned i = 0; i < NBUCKETS; i++)
+    if ((seen += h->count[i]) >= want && h->count[i])
+      return hist_value(i);
+  return 0;
+}
+
+typedef struct lat_ctx {
+  const backend *bk;
+  void *h;
+  long sent; /* set by the producer when done */
+  atomic_int done;
+  hist *hist;
+  long got;
+} lat_ctx;
+
+static void lat_record(const void *data, size_t len, void *arg) {
+  lat_ctx *c = arg;
+  uint64_t sched;
+  if (len < sizeof sched)
+    return;
+  memcpy(&sched, data, sizeof sched);
+  uint64_t now = now_ns();
+  c->hist->count[hist_index(now > sched ? now - sched : 0)]++;
+  c->hist->total++;
+  c->got++;
+}
+
+static void *lat_consumer(void *arg) {
+  lat_ctx *c = arg;
+  for (;;) {
+    c->bk->consume(c->h, "c", "g", 1000, 100, lat_record, c);
+    if (atomic_load(&c->done) && c->got >= c->sent)
+      break;
+  }
+  return NULL;
+}
+
+/* Open loop: message i is due at t0 + i/rate and carries that time; the
+ * latency counts from when it was due, so a stalled producer is charged for
+ * the wait it causes (no coordinated omission). */
+static void m_latency(const backend *bk, const mdef *m, result *r) {
+  (void)m;
+  char *d = fresh_dir();
+  void *h = bk->open(d, LMQ_SYNC_ALWAYS);
+  bk->create(h, "c");
+  bk->group(h, "c", "g");
+  hist *hg = calloc(1, sizeof *hg);
+  lat_ctx c = {bk, h, 0, 0, hg, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, lat_consumer, &c);
+  char payload[100];
+  memset(payload, 'l', sizeof payload);
+  lmq_buf b = {payload, sizeof payload};
+  long total = (long)(lat_secs * lat_rate);
+  uint64_t t0 = now_ns() + 1000000, step = (uint64_t)(1e9 / lat_rate);
+  for (long i = 0; i < total; i++) {
+    uint64_t due = t0 + (uint64_t)i * step;
+    struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+      ;
+    memcpy(payload, &due, sizeof due);
+    bk->produce(h, "c", &b, 1, LMQ_SYNC_ALWAYS);
+  }
+  c.sent = total;
+  atomic_store(&c.done, 1);
+  pthread_join(th, NULL);
+  bk->close(h, 0);
+  r->dir = dir_bytes(d);
+  drop_dir(d);
+  r->v[0] = hist_pct(hg, 50) / 1e3;
+  r->v[1] = hist_pct(hg, 99) / 1e3;
+  r->v[2] = hist_pct(hg, 99.9) / 1e3;
+  free(hg);
+}
+
+/* ------------------------------------------------------------- TtMsgStream */
+
+#ifdef BENCH_WITH_STREAM
+/*
+ * HOOK (issue 5, item 6): TtMsgStream over 16 channels through the stream
+ * factory, backend "engine" or "rocksdb", sync NONE. A producer sends
+ * 1-row Inserts routed by the default repack, 1000 per call, each call
+ * followed by a broadcast TimeTick; a TtMsgStream consumes every pack.
+ * Built only when the stream layer is present (BENCH_WITH_STREAM).
+ * bench/bench_ttstream.c is the stream layer's own, richer benchmark.
+ */
+static lmq_tsmsg *tt_insert(uint32_t key) {
+  Lmqpb__InsertRequest *b = calloc(1, sizeof *b);
+  lmqpb__insert_request__init(b);
+  b->collection_name = strdup("bench");
+  b->shard_name = strdup("");
+  b->db_name = strdup("");
+  b->partition_name = strdup("");
+  b->num_rows = 1;
+  b->n_row_ids = b->n_timestamps = b->n_hash_values = 1;
+  b->row_ids = calloc(1, sizeof *b->row_ids);
+  b->timestamps = calloc(1, sizeof *b->timestamps);
+  b->hash_values = malloc(sizeof *b->hash_values);
+  b->hash_values[0] = key;
+  lmq_tsmsg *m = NULL;
+  lchk(lmq_tsmsg_create(&m, LMQ_MSG_INSERT, b, lmq_msg_body_free_proto), "tsmsg");
+  lchk(lmq_tsmsg_set_hash_keys(m, &key, 1), "hash keys");
+  return m;
+}
+
+typedef struct tt_arg {
+  lmq_msgstream *p;
+  size_t rounds, every;
+} tt_arg;
+
+static void *tt_producer(void *arg) {
+  tt_arg *a = arg;
+  lmq_msg_pack *pk = NULL, *tk = NULL;
+  lchk(lmq_msg_pack_create(&pk), "pack");
+  lchk(lmq_msg_pack_create(&tk), "pack");
+  for (size_t i = 0; i < a->every; i++)
+    lchk(lmq_msg_pack_append(pk, tt_insert((uint32_t)i)), "append");
+  lmq_tsmsg *tick = NULL;
+  lchk(lmq_tsmsg_new_time_tick(&tick, 0, 0, 1), "tick");
+  lchk(lmq_msg_pack_append(tk, tick), "append");
+  int64_t id = 1;
+  for (size_t r = 0; r < a->rounds; r++) {
+    uint64_t base = (uint64_t)r * a->every;
+    for (size_t i = 0; i < a->every; i++) {
+      lmq_tsmsg_set_id(pk->msgs[i], id++);
+      lmq_tsmsg_set_timestamp(pk->msgs[i], base + 1 + i);
+    }
+    lchk(lmq_msgstream_produce(a->p, pk), "stream produce");
+    lmq_tsmsg_set_id(tick, -(int64_t)r - 1);
+    lmq_tsmsg_set_timestamp(tick, base + a->every);
+    lchk(lmq_msgstream_broadcast(NULL, NULL, a->p, tk), "broadcast");
+  }
+  lmq_msg_pack_destroy(pk);
+  lmq_msg_pack_destroy(tk);
+  return NULL;
+}
+
+static void m_ttstream(const backend *bk, const mdef *m, result *r) {
+  char *d = fresh_dir();
+  size_t nch = (size_t)m->a, every = 1000, rounds = quick ? 50 : 300;
+  lmq_stream_factory *f = NULL;
+  lchk(lmq_stream_factory_create(&f), "factory");
+  lchk(lmq_stream_factory_set(f, "backend", bk->stream_name), "factory backend");
+  lchk(lmq_stream_factory_set(f, "engine.dir", d), "factory dir");
+  lchk(lmq_stream_factory_set(f, "engine.sync", "none"), "factory sync");
+  lchk(lmq_stream_factory_set(f, "receive_buffer", "4096"), "factory rbuf");
+  char names[64][32];
+  const char *pn[64];
+  for (size_t i = 0; i < nch && i < 64; i++) {
+    snprintf(names[i], sizeof names[i], "tt-%zu", i);
+    pn[i] = names[i];
+  }
+  lmq_msgstream *p = NULL, *c = NULL;
+  lchk(lmq_msgstream_create(&p, f), "producer");
+  lchk(lmq_msgstream_as_producer(p, pn, nch), "as_producer");
+  lchk(lmq_ttmsgstream_create(&c, f), "ttstream");
+  lchk(lmq_msgstream_as_consumer(c, pn, nch, "suite", LMQ_SUB_EARLIEST), "as_consumer");
+  tt_arg a = {p, rounds, every};
+  pthread_t th;
+  double t0 = now_s();
+  pthread_create(&th, NULL, tt_producer, &a);
+  size_t got = 0;
+  for (size_t i = 0; i < rounds; i++) {
+    lmq_msg_pack *k = NULL;
+    lchk(lmq_msgstream_consume(&k, c, 30000), "stream consume");
+    got += k->nmsgs;
+    lmq_msg_pack_destroy(k);
+  }
+  double t = now_s() - t0;
+  pthread_join(th, NULL);
+  if (got != rounds * every)
+    die("ttstream", "packs did not hold every message");
+  lmq_msgstream_close(c);
+  lmq_msgstream_close(p);
+  lmq_stream_factory_destroy(f);
+  r->dir = dir_bytes(d);
+  drop_dir(d);
+  r->v[0] = (double)got / t;
+}
+#endif
+
+/* ------------------------------------------------------------- driver */
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Run one measurement in a child; the parent adds rusage. */
+static result run_child(const backend *bk, const mdef *m) {
+  int p[2];
+  if (pipe(p))
+    die("pipe", strerror(errno));
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0)
+    die("fork", strerror(errno));
+  if (pid == 0) {
+    close(p[0]);
+    result r;
+    memset(&r, 0, sizeof r);
+    m->fn(bk, m, &r);
+    if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r)
+      _exit(3);
+    _exit(0);
+  }
+  close(p[1]);
+  result r;
+  memset(&r, 0, sizeof r);
+  ssize_t k = read(p[0], &r, sizeof r);
+  close(p[0]);
+  int st;
+  struct rusage ru;
+  if (wait4(pid, &st, 0, &ru) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) || k != sizeof r) {
+    fprintf(stderr, "bench_suite: %s/%s failed\n", bk ? bk->name : "machine", m->name);
+    exit(1);
+  }
+  r.rss_mb = (double)ru.ru_maxrss / 1024;
+  r.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  return r;
+}
+
+typedef struct stat3 {
+  double med, min, max;
+} stat3;
+
+static stat3 summarize(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  return (stat3){v[n / 2], v[0], v[n - 1]};
+}
+
+/* The summary of one measurement on one backend. */
+typedef struct summary {
+  stat3 v[3];
+  double rss_mb, cpu_s, wamp, dir_mb; /* medians */
+  int have;
+} summary;
+
+static summary measure(const backend *bk, const mdef *m) {
+  double v[3][99], rss[99], cpu[99], wa[99], dir[99];
+  for (int i = 0; i < runs; i++) {
+    result r = run_child(bk, m);
+    for (int j = 0; j < m->nv; j++)
+      v[j][i] = r.v[j];
+    rss[i] = r.rss_mb;
+    cpu[i] = r.cpu_s;
+    wa[i] = r.payload ? (double)r.wbytes / (double)r.payload : NAN;
+    dir[i] = (double)r.dir / 1e6;
+  }
+  summary s;
+  memset(&s, 0, sizeof s);
+  for (int j = 0; j < m->nv; j++)
+    s.v[j] = summarize(v[j], runs);
+  s.rss_mb = summarize(rss, runs).med;
+  s.cpu_s = summarize(cpu, runs).med;
+  s.wamp = summarize(wa, runs).med;
+  s.dir_mb = summarize(dir, runs).med;
+  s.have = 1;
+  return s;
+}
+
+enum { L_FSYNC, L_SEQW, L_SEQR, L_MEMCPY, L_N };
+static const mdef limits[L_N] = {
+    {"fdatasync_4KiB_append", "ops/s", "", m_fsync, 0, 0, 1, {""}},
+    {"seq_write_1MiB_per_sync", "MB/s", "", m_seqwrite, 0, 0, 1, {""}},
+    {"seq_read_cold", "MB/s", "", m_seqread, 0, 0, 1, {""}},
+    {"memcpy_64MiB", "GB/s", "", m_memcpy, 0, 0, 1, {""}},
+};
+
+static const mdef measures[] = {
+    {"batch_100B_x1000_1ch_always", "msg/s", "fsync", m_batched, 100, 1, 1, {""}},
+    {"batch_100B_x1000_256ch_always", "msg/s", "fsync", m_batched, 100, 256, 1, {""}},
+    {"single_100B_1thread_always", "msg/s", "fsync", m_single, 1, LMQ_SYNC_ALWAYS, 1, {""}},
+    {"single_100B_32threads_always", "msg/s", "32fsync", m_single, 32, LMQ_SYNC_ALWAYS, 1,
+     {""}},
+    {"single_100B_1thread_none", "msg/s", "cpu", m_single, 1, LMQ_SYNC_NONE, 1, {""}},
+    {"batch_1KiB_always", "MB/s", "seqw", m_batched, 1024, 1, 1, {""}},
+    {"batch_64KiB_always", "MB/s", "seqw", m_batched, 65536, 1, 1, {""}},
+    {"consume_hot_100B", "msg/s", "memcpy", m_consume, 0, 0, 1, {""}},
+    {"consume_cold_100B", "msg/s", "seqr", m_consume, 1, 0, 1, {""}},
+    {"latency_open_loop_always", "us", "fsync_lat", m_latency, 0, 0, 3,
+     {"p50", "p99", "p99.9"}},
+#ifdef BENCH_WITH_STREAM
+    {"ttstream_16ch_none", "msg/s", "cpu", m_ttstream, 16, 0, 1, {""}},
+#endif
+};
+#define NMEASURES (sizeof measures / sizeof *measures)
+
+/* The machine limit a figure is bound by, in the figure's unit, or NAN. */
+static double bound_of(const mdef *m, const double *lim, const char **label) {
+  *label = "-";
+  if (!strcmp(m->bound, "fsync")) {
+    if (m->fn == m_batched) {
+      *label = "1000 x fsync/s";
+      return 1000 * lim[L_FSYNC];
+    }
+    *label = "fsync/s";
+    return lim[L_FSYNC];
+  }
+  if (!strcmp(m->bound, "32fsync")) {
+    *label = "32 x fsync/s";
+    return 32 * lim[L_FSYNC];
+  }
+  if (!strcmp(m->bound, "seqw")) {
+    *label = "seq write";
+    return lim[L_SEQW];
+  }
+  if (!strcmp(m->bound, "seqr")) {
+    *label = can_drop_caches ? "cold seq read / 100 B" : "seq read / 100 B";
+    return lim[L_SEQR] * 1e6 / 100;
+  }
+  if (!strcmp(m->bound, "memcpy")) {
+    *label = "memcpy / 100 B";
+    return lim[L_MEMCPY] * 1e9 / 100;
+  }
+  if (!strcmp(m->bound, "fsync_lat")) {
+    *label = "1 fdatasync";
+    return 1e6 / lim[L_FSYNC];
+  }
+  *label = "cpu";
+  return NAN;
+}
+
+/* 1234567 -> "1.23M", 45678 -> "45.7k", 12.3 -> "12.3". */
+static const char *human(char *buf, size_t n, double v) {
+  if (isnan(v))
+    snprintf(buf, n, "-");
+  else if (fabs(v) >= 1e6)
+    snprintf(buf, n, "%.2fM", v / 1e6);
+  else if (fabs(v) >= 1e4)
+    snprintf(buf, n, "%.1fk", v / 1e3);
+  else if (fabs(v) >= 100)
+    snprintf(buf, n, "%.0f", v);
+  else
+    snprintf(buf, n, "%.3g", v);
+  return buf;
+}
+
+static void json_num(FILE *f, double v) {
+  if (isnan(v) || isinf(v))
+    fputs("null", f);
+  else
+    fprintf(f, "%.6g", v);
+}
+
+int main(int argc, char **argv) {
+  const char *outdir = "bench/results";
+  int opt;
+  while ((opt = getopt(argc, argv, "qr:s:d:o:")) != -1) {
+    switch (opt) {
+    case 'q': quick = 1; break;
+    case 'r': runs = atoi(optarg); break;
+    case 's': secs = atof(optarg); break;
+    case 'd': tmpbase = optarg; break;
+    case 'o': outdir = optarg; break;
+    default:
+      fprintf(stderr, "usage: bench_suite [-q] [-r RUNS] [-s SECONDS] [-d TMPDIR] "
+                      "[-o RESULTS_DIR]\n");
+      return 2;
+    }
+  }
+  if (!runs)
+    runs = quick ? 3 : 5;
+  if (runs < 3 || runs > 99)
+    die("-r", "runs must be 3..99");
+  if (secs <= 0)
+    secs = quick ? 0.3 : 2;
+  consume_total = quick ? 200000 : 2000000;
+  lat_secs = quick ? 1.5 : 10;
+  can_drop_caches = drop_caches() == 0;
+
+  time_t wall = time(NULL);
+  char stamp[32], path[4096];
+  strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&wall));
+  mkdir(outdir, 0755);
+  snprintf(path, sizeof path, "%s/suite-%s.txt", outdir, stamp);
+  FILE *txt = fopen(path, "w");
+  snprintf(path, sizeof path, "%s/suite-%s.csv", outdir, stamp);
+  FILE *csv = fopen(path, "w");
+  snprintf(path, sizeof path, "%s/suite-%s.json", outdir, stamp);
+  FILE *js = fopen(path, "w");
+  snprintf(path, sizeof path, "%s/latest.dat", outdir);
+  FILE *dat = fopen(path, "w");
+  if (!txt || !csv || !js || !dat)
+    die(outdir, "cannot write results there (use -o)");
+
+  char hdr[512];
+  snprintf(hdr, sizeof hdr,
+           "lmq vs RocksDB (RocksMQ layout), %s mode, %d runs per figure (median "
+           "[min-max]), %.1f s per throughput run, page cache drop %s\n",
+           quick ? "quick" : "full", runs, secs,
+           can_drop_caches ? "permitted" : "NOT permitted (cold = reopened)");
+  fputs(hdr, stdout);
+  fputs(hdr, txt);
+
+  /* Machine limits first. */
+  double lim[L_N];
+  summary ls[L_N];
+  fprintf(csv, "measure,figure,backend,unit,median,min,max,runs,peak_rss_mb,cpu_s,"
+               "device_bytes_per_payload_byte,dir_mb,bound,fraction_of_bound\n");
+  fprintf(js, "{\"mode\":\"%s\",\"runs\":%d,\"seconds\":%g,\"time\":\"%s\","
+              "\"drop_caches\":%s,\"limits\":[",
+          quick ? "quick" : "full", runs, secs, stamp, can_drop_caches ? "true" : "false");
+  for (int i = 0; i < L_N; i++) {
+    ls[i] = measure(NULL, &limits[i]);
+    lim[i] = ls[i].v[0].med;
+    char line[256];
+    snprintf(line, sizeof line, "  limit %-26s %12.1f %-6s [%.1f-%.1f]\n", limits[i].name,
+             lim[i], limits[i].unit, ls[i].v[0].min, ls[i].v[0].max);
+    fputs(line, stdout);
+    fputs(line, txt);
+    fflush(stdout);
+    fprintf(csv, "%s,,machine,%s,%.6g,%.6g,%.6g,%d,,,,,,\n", limits[i].name,
+            limits[i].unit, lim[i], ls[i].v[0].min, ls[i].v[0].max, runs);
+    fprintf(js, "%s{\"name\":\"%s\",\"unit\":\"%s\",\"median\":%.6g,\"min\":%.6g,"
+                "\"max\":%.6g}",
+            i ? "," : "", limits[i].name, limits[i].unit, lim[i], ls[i].v[0].min,
+            ls[i].v[0].max);
+  }
+  /* One producer doing synced single-message produces cannot keep up with
+   * a rate above the fdatasync rate; the open loop would then only measure
+   * an ever-growing queue. Keep the rate at or below half the fsync rate. */
+  if (lat_rate > lim[L_FSYNC] / 2) {
+    lat_rate = floor(lim[L_FSYNC] / 2 / 50) * 50;
+    if (lat_rate < 50)
+      lat_rate = 50;
+  }
+  snprintf(hdr, sizeof hdr, "  latency runs at %.0f msg/s (2000 unless the fdatasync "
+                            "rate is below 4000/s)\n", lat_rate);
+  fputs(hdr, stdout);
+  fputs(hdr, txt);
+  fprintf(js, "],\"latency_rate\":%.0f,\"measures\":[", lat_rate);
+  snprintf(hdr, sizeof hdr,
+           "\n%-36s %-5s %25s %25s %7s %20s %6s | %11s %11s %11s %11s\n", "measure",
+           "unit", "lmq", "rocksdb", "lmq/rdb", "lmq/bound (bound)", "rdb/bd",
+           "RSS MB l/r", "CPU s l/r", "wr/B l/r", "dir MB l/r");
+  fputs(hdr, stdout);
+  fputs(hdr, txt);
+  fprintf(dat, "# measure unit lmq_med lmq_min lmq_max rdb_med rdb_min rdb_max\n");
+  int first_js = 1;
+  for (size_t i = 0; i < NMEASURES; i++) {
+    const mdef *m = &measures[i];
+    summary s[2];
+    for (int b = 0; b < 2; b++)
+      s[b] = measure(&backends[b], m);
+    const char *blabel;
+    double bound = bound_of(m, lim, &blabel);
+    int lower_better = !strcmp(m->unit, "us");
+    for (int j = 0; j < m->nv; j++) {
+      char nm[96], a[64], b[64], frac[64], rfrac[16];
+      snprintf(nm, sizeof nm, "%s%s%s", m->name, m->nv > 1 ? " " : "", m->vnames[j]);
+      char h1[16], h2[16], h3[16];
+      snprintf(a, sizeof a, "%s [%s-%s]", human(h1, 16, s[0].v[j].med),
+               human(h2, 16, s[0].v[j].min), human(h3, 16, s[0].v[j].max));
+      snprintf(b, sizeof b, "%s [%s-%s]", human(h1, 16, s[1].v[j].med),
+               human(h2, 16, s[1].v[j].min), human(h3, 16, s[1].v[j].max));
+      /* For latency the bound is a floor: report floor / figure. */
+      double fl = lower_better ? bound / s[0].v[j].med : s[0].v[j].med / bound;
+      double fr = lower_better ? bound / s[1].v[j].med : s[1].v[j].med / bound;
+      if (isnan(bound)) {
+        snprintf(frac, sizeof frac, "- (%s)", blabel);
+        snprintf(rfrac, sizeof rfrac, "-");
+      } else {
+        snprintf(frac, sizeof frac, "%.2f (%s)", fl, blabel);
+        snprintf(rfrac, sizeof rfrac, "%.2f", fr);
+      }
+      char line[512], r1[24], r2[24], r3[24], r4[24];
+      snprintf(r1, sizeof r1, "%.0f/%.0f", s[0].rss_mb, s[1].rss_mb);
+      snprintf(r2, sizeof r2, "%.1f/%.1f", s[0].cpu_s, s[1].cpu_s);
+      if (isnan(s[0].wamp))
+        snprintf(r3, sizeof r3, "-");
+      else
+        snprintf(r3, sizeof r3, "%.2f/%.2f", s[0].wamp, s[1].wamp);
+      snprintf(r4, sizeof r4, "%.0f/%.0f", s[0].dir_mb, s[1].dir_mb);
+      snprintf(line, sizeof line, "%-36s %-5s %25s %25s %7.3g %20s %6s | %11s %11s %11s %11s\n",
+               nm, m->unit, a, b, s[0].v[j].med / s[1].v[j].med, frac, rfrac,
+               j ? "" : r1, j ? "" : r2, j ? "" : r3, j ? "" : r4);
+      fputs(line, stdout);
+      fputs(line, txt);
+      fflush(stdout);
+      for (int k = 0; k < 2; k++) {
+        double fb = k ? fr : fl;
+        fprintf(csv, "%s,%s,%s,%s,%.6g,%.6g,%.6g,%d,%.1f,%.2f,", m->name, m->vnames[j],
+                backends[k].name, m->unit, s[k].v[j].med, s[k].v[j].min, s[k].v[j].max,
+                runs, s[k].rss_mb, s[k].cpu_s);
+        if (!isnan(s[k].wamp))
+          fprintf(csv, "%.3f", s[k].wamp);
+        fprintf(csv, ",%.1f,%s,", s[k].dir_mb, blabel);
+        if (!isnan(bound))
+          fprintf(csv, "%.3f", fb);
+        fputc('\n', csv);
+      }
+      fprintf(js, "%s{\"name\":\"%s\",\"figure\":\"%s\",\"unit\":\"%s\",\"bound\":\"%s\","
+                  "\"ratio_lmq_rocksdb\":",
+              first_js ? "" : ",", m->name, m->vnames[j], m->unit, blabel);
+      first_js = 0;
+      json_num(js, s[0].v[j].med / s[1].v[j].med);
+      for (int k = 0; k < 2; k++) {
+        fprintf(js, ",\"%s\":{\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,"
+                    "\"peak_rss_mb\":%.1f,\"cpu_s\":%.2f,\"dir_mb\":%.1f,"
+                    "\"device_bytes_per_payload_byte\":",
+                backends[k].name, s[k].v[j].med, s[k].v[j].min, s[k].v[j].max,
+                s[k].rss_mb, s[k].cpu_s, s[k].dir_mb);
+        json_num(js, s[k].wamp);
+        fputs(",\"fraction_of_bound\":", js);
+        json_num(js, isnan(bound) ? NAN : (k ? fr : fl));
+        fputc('}', js);
+      }
+      fputc('}', js);
+      fprintf(dat, "\"%s\" \"%s\" %.6g %.6g %.6g %.6g %.6g %.6g\n", nm, m->unit,
+              s[0].v[j].med, s[0].v[j].min, s[0].v[j].max, s[1].v[j].med, s[1].v[j].min,
+              s[1].v[j].max);
+    }
+  }
+#ifndef BENCH_WITH_STREAM
+  fputs("ttstream_16ch_none: not built (the stream layer is not merged)\n", stdout);
+#endif
+  const char *legend =
+      "\nlmq/rdb: lmq's median over RocksDB's (latency: lower is better). "
+      "lmq/bound: the fraction of the machine limit the figure is bound by\n"
+      "(latency: 1 fdatasync / the figure). wr/B: device bytes written per payload "
+      "byte, open to close (both settle at close).\n";
+  fputs(legend, stdout);
+  fputs(legend, txt);
+  fputs("]}\n", js);
+  fclose(txt);
+  fclose(csv);
+  fclose(js);
+  fclose(dat);
+  printf("results: %s/suite-%s.{txt,csv,json}, %s/latest.dat\n", outdir, stamp, outdir);
+  return 0;
+}
