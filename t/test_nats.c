@@ -235,7 +235,7 @@ Test(nats, server_down_is_eunavail_within_a_bound) {
   cr_assert_eq(rc, LMQ_EUNAVAIL, "%d %s", rc, lmq_errmsg());
   lmq_bbatch bb;
   cr_assert_eq(be->ops->consume(s, &bb, 8, 100), LMQ_EUNAVAIL);
-  cr_assert_lt(mono_ms() - t0, 6000);
+  cr_assert_lt(mono_ms() - t0, 3000);
   be->ops->unsubscribe(s);
   be->ops->close(be);
   be = NULL;

@@ -73,6 +73,7 @@
 #define NB_API_WAIT_MS 5000   /* JetStream API requests and sync acks */
 #define NB_ACK_WAIT_NS (3600LL * 1000000000LL)
 #define NB_NAME_MAX 200       /* escaped stream/consumer names */
+#define NB_NOTE_WAIT_MS 500   /* see js_note */
 #define NB_CATCH_UP_MS 200     /* see "fd" above */
 #define NB_FETCH_SLICE_MS 1000 /* an endless consume fetches in slices */
 /* libnats does not send a MaxAckPending <= 0 ("unlimited"), and the
@@ -83,6 +84,10 @@ typedef struct nats_backend {
   lmq_backend base;
   natsConnection *nc;
   jsCtx *js;
+  /* For the notifiers only: libnats deletes an ordered consumer when it is
+   * unsubscribed, waiting this context's (short) API timeout, so that
+   * unsubscribing while the server is away does not hang. */
+  jsCtx *js_note;
 } nats_backend;
 
 typedef struct nats_sub {
@@ -448,7 +453,7 @@ static int note_start(nats_sub *s) {
   so.Config.DeliverPolicy = js_DeliverNew;
   so.Config.HeadersOnly = true;
   jsErrCode je = 0;
-  natsStatus st = js_Subscribe(&s->note, s->b->js, s->subject, on_note, s,
+  natsStatus st = js_Subscribe(&s->note, s->b->js_note, s->subject, on_note, s,
                                NULL, &so, &je);
   if (st == NATS_OK)
     st = natsSubscription_SetOnCompleteCB(s->note, on_note_done, s);
@@ -744,6 +749,7 @@ static void n_close(lmq_backend *bb) {
   if (!b)
     return;
   jsCtx_Destroy(b->js);
+  jsCtx_Destroy(b->js_note);
   if (b->nc) {
     natsConnection_Close(b->nc);
     natsConnection_Destroy(b->nc);
@@ -789,7 +795,11 @@ int lmq__backend_nats_open(lmq_backend **out, const char *url) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = NB_API_WAIT_MS;
-  if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)) != NATS_OK) {
+  s = natsConnection_JetStream(&b->js, b->nc, &jo);
+  jo.Wait = NB_NOTE_WAIT_MS;
+  if (s == NATS_OK)
+    s = natsConnection_JetStream(&b->js_note, b->nc, &jo);
+  if (s != NATS_OK) {
     int rc = nerr(s, 0, b->nc, "jetstream", url);
     n_close(&b->base);
     return rc;
