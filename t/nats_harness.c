@@ -1,7 +1,7 @@
 #include "nats_harness.h"
 
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -81,8 +81,7 @@ static int spawn(nh_server *s, const char *exe) {
       dup2(nul, 1);
       dup2(nul, 2);
     }
-    execl(exe, exe, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir,
-          (char *)NULL);
+    execl(exe, exe, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir, (char *)NULL);
     _exit(127);
   }
   s->pid = pid;
@@ -115,8 +114,7 @@ static void start_on(nh_server *s, int fixed_port) {
     }
     sleep_ms(100);
   }
-  cr_assert_fail("nats-server (%s) did not start on 127.0.0.1:%d", exe,
-                 s->port);
+  cr_assert_fail("nats-server (%s) did not start on 127.0.0.1:%d", exe, s->port);
 }
 
 void nh_start(nh_server *s) {

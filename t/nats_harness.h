@@ -4,10 +4,10 @@
 #include <sys/types.h>
 
 typedef struct nh_server {
-  pid_t pid;     /* 0 when stopped */
-  int port;      /* loopback port it listens on */
-  char url[64];  /* "nats://127.0.0.1:PORT" */
-  char *dir;     /* its own store directory (removed by nh_stop) */
+  pid_t pid;    /* 0 when stopped */
+  int port;     /* loopback port it listens on */
+  char url[64]; /* "nats://127.0.0.1:PORT" */
+  char *dir;    /* its own store directory (removed by nh_stop) */
 } nh_server;
 
 /* Start `nats-server -js -a 127.0.0.1 -p PORT -sd DIR` on a free loopback

@@ -45,7 +45,8 @@
  * because other code in the process may use libnats.
  *
  * Errors: an unreachable or lost server gives LMQ_EUNAVAIL (calls fail at
- * once while the client is reconnecting), a JetStream API timeout
+ * once while the client is reconnecting; a call in flight when the
+ * connection drops returns within NB_API_WAIT_MS), a JetStream API timeout
  * LMQ_ETIMEDOUT, an unknown stream LMQ_ENOCHANNEL, an unknown consumer
  * LMQ_ENOGROUP, a payload above the server's max_payload LMQ_ETOOBIG, other
  * server refusals LMQ_EPROTO.
@@ -54,10 +55,10 @@
  * failure, the messages before it stay published (ids holds their IDs).
  * Durability is the server's: nats-server acknowledges a publish before it
  * fsyncs. The backend has no metadata store (ops->meta returns NULL). */
-#include "config.h"
-#include "stream/backend.h"
 #include "common/error.h"
 #include "common/os.h"
+#include "config.h"
+#include "stream/backend.h"
 
 #include <nats/nats.h>
 
@@ -70,10 +71,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NB_API_WAIT_MS 5000   /* JetStream API requests and sync acks */
+#define NB_API_WAIT_MS 5000 /* JetStream API requests and sync acks */
 #define NB_ACK_WAIT_NS (3600LL * 1000000000LL)
-#define NB_NAME_MAX 200       /* escaped stream/consumer names */
-#define NB_NOTE_WAIT_MS 500   /* see js_note */
+#define NB_NAME_MAX 200        /* escaped stream/consumer names */
+#define NB_NOTE_WAIT_MS 500    /* see js_note */
 #define NB_CATCH_UP_MS 200     /* see "fd" above */
 #define NB_FETCH_SLICE_MS 1000 /* an endless consume fetches in slices */
 /* libnats does not send a MaxAckPending <= 0 ("unlimited"), and the
@@ -103,9 +104,9 @@ typedef struct nats_sub {
   pthread_cond_t note_cv;
   int note_done;
   _Atomic uint64_t stored; /* highest sequence known stored (notifier) */
-  uint64_t last;  /* the consumer's position: highest sequence delivered */
-  char *ack_to;   /* reply subject of that message: commit acks it */
-  lmq_bmsg *arr;  /* reused between batches */
+  uint64_t last;           /* the consumer's position: highest sequence delivered */
+  char *ack_to;            /* reply subject of that message: commit acks it */
+  lmq_bmsg *arr;           /* reused between batches */
   size_t cap;
 } nats_sub;
 
@@ -148,12 +149,12 @@ static int code_of(natsStatus s, jsErrCode je, natsConnection *nc) {
 }
 
 /* Set lmq's message from a failed libnats call and return its code. */
-static int nerr(natsStatus s, jsErrCode je, natsConnection *nc,
-                const char *what, const char *name) {
+static int nerr(natsStatus s, jsErrCode je, natsConnection *nc, const char *what,
+                const char *name) {
   natsStatus ls = NATS_OK;
   const char *detail = nats_GetLastError(&ls);
-  return lmq__error(code_of(s, je, nc), "nats backend: %s '%.64s': %s%s%.200s",
-                    what, name ? name : "", natsStatus_GetText(s),
+  return lmq__error(code_of(s, je, nc), "nats backend: %s '%.64s': %s%s%.200s", what,
+                    name ? name : "", natsStatus_GetText(s),
                     detail && *detail ? ": " : "", detail ? detail : "");
 }
 
@@ -164,8 +165,8 @@ static int connected(nats_backend *b, const char *what, const char *name) {
   if (st == NATS_CONN_STATUS_CONNECTED)
     return 0;
   return lmq__error(LMQ_EUNAVAIL,
-                    "nats backend: %s '%.64s': not connected to the server",
-                    what, name ? name : "");
+                    "nats backend: %s '%.64s': not connected to the server", what,
+                    name ? name : "");
 }
 
 /* -------------------------------------------------------------- names */
@@ -174,8 +175,9 @@ static int esc(char *out, size_t cap, const char *prefix, const char *name) {
   size_t o = (size_t)snprintf(out, cap, "%s", prefix);
   for (const char *p = name; *p; p++) {
     if (o + 4 >= cap)
-      return lmq__error(LMQ_EINVAL, "nats backend: name '%.64s...' is too "
-                                    "long for JetStream",
+      return lmq__error(LMQ_EINVAL,
+                        "nats backend: name '%.64s...' is too "
+                        "long for JetStream",
                         name);
     if (*p == '.' || *p == '_')
       o += (size_t)snprintf(out + o, cap - o, "_%02X", (unsigned char)*p);
@@ -245,8 +247,8 @@ static int n_channel_destroy(lmq_backend *bb, const char *ch) {
   return nerr(s, je, b->nc, "channel_destroy", ch);
 }
 
-static int n_produce(lmq_backend *bb, const char *ch, const lmq_buf *msgs,
-                     size_t n, uint64_t *ids) {
+static int n_produce(lmq_backend *bb, const char *ch, const lmq_buf *msgs, size_t n,
+                     uint64_t *ids) {
   nats_backend *b = nb(bb);
   if (n && !msgs)
     return lmq__error(LMQ_EINVAL, "nats backend: produce: msgs is NULL");
@@ -269,8 +271,8 @@ static int n_produce(lmq_backend *bb, const char *ch, const lmq_buf *msgs,
     }
     jsPubAck *pa = NULL;
     jsErrCode je = 0;
-    natsStatus s = js_Publish(&pa, b->js, subj, msgs[i].data,
-                              (int)msgs[i].len, &po, &je);
+    natsStatus s =
+        js_Publish(&pa, b->js, subj, msgs[i].data, (int)msgs[i].len, &po, &je);
     if (s != NATS_OK) {
       /* No responders: no stream listens on the subject. */
       if (s == NATS_NO_RESPONDERS &&
@@ -305,8 +307,7 @@ static int n_latest(lmq_backend *bb, const char *ch, uint64_t *id) {
   uint64_t last = si->State.LastSeq, msgs = si->State.Msgs;
   jsStreamInfo_Destroy(si);
   if (!msgs)
-    return lmq__error(LMQ_EEMPTY, "nats backend: channel '%.64s' is empty",
-                      ch);
+    return lmq__error(LMQ_EEMPTY, "nats backend: channel '%.64s' is empty", ch);
   *id = last;
   return 0;
 }
@@ -337,8 +338,7 @@ static int durable_add(nats_sub *s, jsDeliverPolicy pol, uint64_t seq) {
 
 static int durable_recreate(nats_sub *s, uint64_t seq) {
   jsErrCode je = 0;
-  natsStatus st = js_DeleteConsumer(s->b->js, s->stream, s->durable, NULL,
-                                    &je);
+  natsStatus st = js_DeleteConsumer(s->b->js, s->stream, s->durable, NULL, &je);
   if (st != NATS_OK && st != NATS_NOT_FOUND && je != JSConsumerNotFoundErr)
     return nerr(st, je, s->b->nc, "delete consumer", s->durable);
   return seq ? durable_add(s, js_DeliverByStartSequence, seq)
@@ -352,8 +352,8 @@ static int pull_bind(nats_sub *s) {
   so.Consumer = s->durable;
   so.ManualAck = true;
   jsErrCode je = 0;
-  natsStatus st = js_PullSubscribe(&s->pull, s->b->js, s->subject, s->durable,
-                                   NULL, &so, &je);
+  natsStatus st =
+      js_PullSubscribe(&s->pull, s->b->js, s->subject, s->durable, NULL, &so, &je);
   if (st != NATS_OK) {
     s->pull = NULL;
     return nerr(st, je, s->b->nc, "bind consumer", s->durable);
@@ -394,13 +394,11 @@ static void efd_update(nats_sub *s) {
 static int position_load(nats_sub *s) {
   jsConsumerInfo *ci = NULL;
   jsErrCode je = 0;
-  natsStatus st = js_GetConsumerInfo(&ci, s->b->js, s->stream, s->durable,
-                                     NULL, &je);
+  natsStatus st = js_GetConsumerInfo(&ci, s->b->js, s->stream, s->durable, NULL, &je);
   if (st != NATS_OK)
     return nerr(st, je, s->b->nc, "consumer info", s->durable);
   s->last = ci->Delivered.Stream;
-  uint64_t top = ci->Delivered.Stream + ci->NumPending,
-           cur = atomic_load(&s->stored);
+  uint64_t top = ci->Delivered.Stream + ci->NumPending, cur = atomic_load(&s->stored);
   while (top > cur && !atomic_compare_exchange_weak(&s->stored, &cur, top))
     ;
   jsConsumerInfo_Destroy(ci);
@@ -453,8 +451,8 @@ static int note_start(nats_sub *s) {
   so.Config.DeliverPolicy = js_DeliverNew;
   so.Config.HeadersOnly = true;
   jsErrCode je = 0;
-  natsStatus st = js_Subscribe(&s->note, s->b->js_note, s->subject, on_note, s,
-                               NULL, &so, &je);
+  natsStatus st =
+      js_Subscribe(&s->note, s->b->js_note, s->subject, on_note, s, NULL, &so, &je);
   if (st == NATS_OK)
     st = natsSubscription_SetOnCompleteCB(s->note, on_note_done, s);
   if (st != NATS_OK) {
@@ -536,8 +534,7 @@ static int n_subscribe(lmq_backend *bb, lmq_bsub **out, const char *ch,
     goto fail;
   jsConsumerInfo *ci = NULL;
   jsErrCode je = 0;
-  natsStatus st = js_GetConsumerInfo(&ci, b->js, s->stream, s->durable, NULL,
-                                     &je);
+  natsStatus st = js_GetConsumerInfo(&ci, b->js, s->stream, s->durable, NULL, &je);
   if (st == NATS_OK) {
     /* An existing group keeps its committed position; what it had
      * delivered but not acknowledged is delivered again now. */
@@ -548,9 +545,7 @@ static int n_subscribe(lmq_backend *bb, lmq_bsub **out, const char *ch,
     if (je == JSStreamNotFoundErr)
       rc = nerr(st, je, b->nc, "subscribe", ch);
     else
-      rc = durable_add(s, start == LMQ_START_LATEST ? js_DeliverNew
-                                                     : js_DeliverAll,
-                       0);
+      rc = durable_add(s, start == LMQ_START_LATEST ? js_DeliverNew : js_DeliverAll, 0);
   } else {
     rc = nerr(st, je, b->nc, "subscribe", ch);
   }
@@ -577,8 +572,7 @@ static int ensure_cap(nats_sub *s, size_t n) {
 
 /* One fetch: timeout_ms 0 takes what is stored now, > 0 waits that long
  * for the first message. NATS_TIMEOUT / NATS_NOT_FOUND mean none. */
-static natsStatus fetch(nats_sub *s, natsMsgList *l, int batch,
-                        int timeout_ms) {
+static natsStatus fetch(nats_sub *s, natsMsgList *l, int batch, int timeout_ms) {
   if (timeout_ms > 0)
     return natsSubscription_Fetch(l, s->pull, batch, timeout_ms, NULL);
   jsFetchRequest fr;
@@ -590,15 +584,15 @@ static natsStatus fetch(nats_sub *s, natsMsgList *l, int batch,
   return natsSubscription_FetchRequest(l, s->pull, &fr);
 }
 
-static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max,
-                     int timeout_ms) {
+static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max, int timeout_ms) {
   nats_sub *s = (nats_sub *)bs;
   memset(out, 0, sizeof *out);
   if (!max)
     return 0;
   if (!s->pull)
-    return lmq__error(LMQ_EFAILED, "nats backend: subscription '%.64s' lost "
-                                   "its consumer in a failed seek",
+    return lmq__error(LMQ_EFAILED,
+                      "nats backend: subscription '%.64s' lost "
+                      "its consumer in a failed seek",
                       s->durable);
   int rc = connected(s->b, "consume", s->channel);
   if (rc)
@@ -647,6 +641,10 @@ static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max,
     if (timeout_ms >= 0 && lmq__mono_ns() >= deadline)
       break;
   }
+  /* An empty wait: say so if the channel went away meanwhile. */
+  if (!rc && timeout_ms != 0 && nbt->list.Count == 0 &&
+      (st == NATS_TIMEOUT || st == NATS_NOT_FOUND))
+    rc = stored_load(s);
   if (rc) {
     free(nbt);
     efd_update(s);
@@ -671,8 +669,7 @@ static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max,
       continue; /* redelivered within this session */
     s->last = seq;
     reply = natsMsg_GetReply(m);
-    s->arr[n++] = (lmq_bmsg){seq, natsMsg_GetData(m),
-                             (size_t)natsMsg_GetDataLength(m)};
+    s->arr[n++] = (lmq_bmsg){seq, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)};
   }
   if (reply) {
     char *r = strdup(reply);
@@ -715,8 +712,7 @@ static int n_seek(lmq_bsub *bs, uint64_t id) {
   free(s->ack_to);
   s->ack_to = NULL;
   efd_clear(s->efd);
-  if ((rc = durable_recreate(s, id)) || (rc = pull_bind(s)) ||
-      (rc = position_load(s)))
+  if ((rc = durable_recreate(s, id)) || (rc = pull_bind(s)) || (rc = position_load(s)))
     return rc;
   efd_update(s);
   return 0;
@@ -727,8 +723,8 @@ static int n_commit(lmq_bsub *bs) {
   if (!s->ack_to)
     return 0;
   natsMsg *reply = NULL;
-  natsStatus st = natsConnection_RequestString(&reply, s->b->nc, s->ack_to,
-                                               "+ACK", NB_API_WAIT_MS);
+  natsStatus st =
+      natsConnection_RequestString(&reply, s->b->nc, s->ack_to, "+ACK", NB_API_WAIT_MS);
   natsMsg_Destroy(reply);
   if (st != NATS_OK)
     return nerr(st, 0, s->b->nc, "commit", s->durable);
@@ -758,10 +754,10 @@ static void n_close(lmq_backend *bb) {
 }
 
 static const lmq_backend_ops nats_ops = {
-    "nats",  n_channel_create, n_channel_destroy, n_produce,
-    n_latest, n_subscribe,     n_consume,         n_batch_free,
-    n_fd,    n_seek,           n_commit,          n_unsubscribe,
-    n_meta,  n_close,
+    "nats",   n_channel_create, n_channel_destroy, n_produce,
+    n_latest, n_subscribe,      n_consume,         n_batch_free,
+    n_fd,     n_seek,           n_commit,          n_unsubscribe,
+    n_meta,   n_close,
 };
 
 int lmq__backend_nats_open(lmq_backend **out, const char *url) {
