@@ -364,11 +364,15 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f);
 
 /*
  * Set one parameter (copied). Keys:
- *   "backend"          "engine" (the only one built in so far)
+ *   "backend"          "engine" (default); "rocksdb" and "nats" when built
+ *                      with --with-rocksdb / libnats (see docs/stream.md)
  *   "engine.dir"       data directory the factory opens (lmq_env_open) when
  *                      the first stream is created, unless an env was given
  *                      with lmq_stream_factory_set_env()
  *   "engine.sync"      "always" | "interval" | "none" for that env
+ *   "nats.url"         server of backend "nats" (default
+ *                      "nats://127.0.0.1:4222"); its open fails with
+ *                      LMQ_EUNAVAIL when no JetStream server answers
  *   "dispatcher"       "proto" | "mem"
  *   "receive_buffer"   messages fetched from a channel per backend read
  *                      (1..1048576)

@@ -1,5 +1,8 @@
 #include "stream_util.h"
 #include "lmq_msg.pb-c.h"
+#ifdef LMQ_TEST_NATS
+#include "nats_harness.h"
+#endif
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -12,6 +15,9 @@ lmq_stream_factory *su_factory(const char *dir) {
   cr_assert_eq(lmq_stream_factory_set(f, "engine.sync", "none"), 0);
 #ifdef LMQ_TEST_BACKEND /* the same tests, built again for another backend */
   cr_assert_eq(lmq_stream_factory_set(f, "backend", LMQ_TEST_BACKEND), 0);
+#endif
+#ifdef LMQ_TEST_NATS /* a server of this test's own, stopped at its exit */
+  cr_assert_eq(lmq_stream_factory_set(f, "nats.url", nh_shared_url()), 0);
 #endif
   return f;
 }

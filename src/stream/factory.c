@@ -12,6 +12,7 @@ struct lmq_stream_factory {
   pthread_mutex_t mu;
   char *backend;
   char *dir;
+  char *nats_url; /* backend "nats"; NULL: the loopback default */
   int sync;
   int mem;
   size_t rbuf;
@@ -51,6 +52,7 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f) {
   lmq__ctx_unref(f->ctx);
   free(f->backend);
   free(f->dir);
+  free(f->nats_url);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }
@@ -58,18 +60,29 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f) {
 static int set_locked(lmq_stream_factory *f, const char *key,
                       const char *value) {
   if (!strcmp(key, "backend")) {
+    static const char *const built[] = {
+        "engine",
 #ifdef LMQ_HAVE_ROCKSDB
-    if (strcmp(value, "engine") && strcmp(value, "rocksdb"))
-      return lmq__error(LMQ_EINVAL,
-                        "backend '%.64s' is not built in (have: engine, "
-                        "rocksdb)",
-                        value);
-#else
-    if (strcmp(value, "engine"))
-      return lmq__error(LMQ_EINVAL,
-                        "backend '%.64s' is not built in (have: engine)",
-                        value);
+        "rocksdb",
 #endif
+#ifdef LMQ_HAVE_NATS
+        "nats",
+#endif
+    };
+    size_t k = 0;
+    while (k < sizeof built / sizeof *built && strcmp(value, built[k]))
+      k++;
+    if (k == sizeof built / sizeof *built)
+      return lmq__error(LMQ_EINVAL,
+                        "backend '%.64s' is not built in (have: engine"
+#ifdef LMQ_HAVE_ROCKSDB
+                        ", rocksdb"
+#endif
+#ifdef LMQ_HAVE_NATS
+                        ", nats"
+#endif
+                        ")",
+                        value);
     char *v = strdup(value);
     if (!v)
       return lmq__error(LMQ_ENOMEM, "factory_set: out of memory");
@@ -83,6 +96,14 @@ static int set_locked(lmq_stream_factory *f, const char *key,
       return lmq__error(LMQ_ENOMEM, "factory_set: out of memory");
     free(f->dir);
     f->dir = d;
+    return 0;
+  }
+  if (!strcmp(key, "nats.url")) {
+    char *u = strdup(value);
+    if (!u)
+      return lmq__error(LMQ_ENOMEM, "factory_set: out of memory");
+    free(f->nats_url);
+    f->nats_url = u;
     return 0;
   }
   if (!strcmp(key, "engine.sync")) {
@@ -120,7 +141,8 @@ static int set_locked(lmq_stream_factory *f, const char *key,
   }
   return lmq__error(LMQ_EINVAL,
                     "unknown stream parameter '%.64s' (known: backend, "
-                    "engine.dir, engine.sync, dispatcher, receive_buffer)",
+                    "engine.dir, engine.sync, nats.url, dispatcher, "
+                    "receive_buffer)",
                     key);
 }
 
@@ -188,6 +210,17 @@ static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
       goto fail;
     }
     if ((rc = lmq__backend_rocksdb_open(&c->be, f->dir, f->sync)))
+      goto fail;
+    *out = c;
+    return 0;
+  }
+#endif
+#ifdef LMQ_HAVE_NATS
+  if (!strcmp(f->backend, "nats")) {
+    /* engine.dir and engine.sync do not apply: the server stores. */
+    if ((rc = lmq__backend_nats_open(&c->be, f->nats_url
+                                                 ? f->nats_url
+                                                 : "nats://127.0.0.1:4222")))
       goto fail;
     *out = c;
     return 0;

@@ -1,0 +1,300 @@
+/* The NATS JetStream backend adapter (src/stream/backend_nats.c) against a
+ * real nats-server of each test's own (t/nats_harness.c). */
+#include "config.h"
+#include "nats_harness.h"
+#include "stream/backend.h"
+
+#include <criterion/criterion.h>
+#include <nats/nats.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static nh_server srv;
+static lmq_backend *be;
+
+static void setup(void) {
+  nh_start(&srv);
+  cr_assert_eq(lmq__backend_nats_open(&be, srv.url), 0, "%s", lmq_errmsg());
+}
+static void teardown(void) {
+  if (be)
+    be->ops->close(be);
+  be = NULL;
+  nh_stop(&srv);
+  nats_CloseAndWait(2000);
+}
+TestSuite(nats, .init = setup, .fini = teardown);
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t put(const char *ch, const char *s) {
+  lmq_buf b = {s, strlen(s)};
+  uint64_t id = 0;
+  cr_assert_eq(be->ops->produce(be, ch, &b, 1, &id), 0, "%s", lmq_errmsg());
+  return id;
+}
+
+static lmq_bsub *sub(const char *ch, const char *g, int start) {
+  lmq_bsub *s = NULL;
+  cr_assert_eq(be->ops->subscribe(be, &s, ch, g, start), 0, "%s", lmq_errmsg());
+  return s;
+}
+
+/* Consume exactly the payloads in want (in order), then nothing more. */
+static void expect(lmq_bsub *s, const char *const *want, size_t n, uint64_t *ids) {
+  size_t got = 0;
+  while (got < n) {
+    lmq_bbatch b;
+    cr_assert_eq(be->ops->consume(s, &b, 16, 2000), 0, "%s", lmq_errmsg());
+    cr_assert_gt(b.n, 0, "timed out after %zu of %zu messages", got, n);
+    for (size_t i = 0; i < b.n; i++, got++) {
+      cr_assert_lt(got, n, "more messages than expected");
+      cr_assert_eq(b.msgs[i].len, strlen(want[got]));
+      cr_assert_eq(memcmp(b.msgs[i].data, want[got], b.msgs[i].len), 0);
+      if (ids)
+        ids[got] = b.msgs[i].id;
+    }
+    be->ops->batch_free(s, &b);
+  }
+  lmq_bbatch b;
+  cr_assert_eq(be->ops->consume(s, &b, 16, 0), 0, "%s", lmq_errmsg());
+  cr_assert_eq(b.n, 0, "unexpected extra message");
+  be->ops->batch_free(s, &b);
+}
+
+Test(nats, produce_returns_increasing_ids_and_consume_keeps_order) {
+  cr_assert_eq(be->ops->channel_create(be, "c.1_x"), 0, "%s", lmq_errmsg());
+  cr_assert_eq(be->ops->channel_create(be, "c.1_x"), 0, "existing is ok");
+  lmq_buf bufs[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
+  uint64_t ids[3];
+  cr_assert_eq(be->ops->produce(be, "c.1_x", bufs, 3, ids), 0);
+  cr_assert(ids[0] < ids[1] && ids[1] < ids[2]);
+  uint64_t last = 0;
+  cr_assert_eq(be->ops->latest(be, "c.1_x", &last), 0);
+  cr_assert_eq(last, ids[2]);
+  lmq_bsub *s = sub("c.1_x", "g", LMQ_START_EARLIEST);
+  const char *want[3] = {"a", "b", "c"};
+  uint64_t got[3];
+  expect(s, want, 3, got);
+  cr_assert_arr_eq(got, ids, sizeof ids);
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, latest_on_an_empty_channel_is_eempty) {
+  cr_assert_eq(be->ops->channel_create(be, "empty"), 0);
+  uint64_t id;
+  cr_assert_eq(be->ops->latest(be, "empty", &id), LMQ_EEMPTY);
+  cr_assert_eq(be->ops->latest(be, "nope", &id), LMQ_ENOCHANNEL);
+  cr_assert_eq(be->ops->channel_destroy(be, "empty"), 0);
+  cr_assert_eq(be->ops->channel_destroy(be, "empty"), LMQ_ENOCHANNEL);
+  lmq_buf b = {"x", 1};
+  cr_assert_eq(be->ops->produce(be, "empty", &b, 1, NULL), LMQ_ENOCHANNEL);
+}
+
+Test(nats, two_groups_both_get_everything) {
+  cr_assert_eq(be->ops->channel_create(be, "two"), 0);
+  lmq_bsub *a = sub("two", "ga", LMQ_START_EARLIEST);
+  lmq_bsub *b = sub("two", "gb", LMQ_START_EARLIEST);
+  put("two", "1");
+  put("two", "2");
+  const char *want[2] = {"1", "2"};
+  expect(a, want, 2, NULL);
+  expect(b, want, 2, NULL);
+  be->ops->unsubscribe(a);
+  be->ops->unsubscribe(b);
+}
+
+Test(nats, latest_start_skips_what_was_there) {
+  cr_assert_eq(be->ops->channel_create(be, "late"), 0);
+  put("late", "old");
+  lmq_bsub *s = sub("late", "g", LMQ_START_LATEST);
+  put("late", "new");
+  const char *want[1] = {"new"};
+  expect(s, want, 1, NULL);
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, commit_then_reconnect_resumes_and_redelivers_the_uncommitted) {
+  cr_assert_eq(be->ops->channel_create(be, "cur"), 0);
+  const char *all[5] = {"m1", "m2", "m3", "m4", "m5"};
+  for (int i = 0; i < 5; i++)
+    put("cur", all[i]);
+  lmq_bsub *s = sub("cur", "g", LMQ_START_EARLIEST);
+  lmq_bbatch b;
+  cr_assert_eq(be->ops->consume(s, &b, 2, 2000), 0);
+  cr_assert_eq(b.n, 2);
+  be->ops->batch_free(s, &b);
+  cr_assert_eq(be->ops->commit(s), 0, "%s", lmq_errmsg());
+  /* Consumed but not committed: must come back after a reconnect. */
+  cr_assert_eq(be->ops->consume(s, &b, 2, 2000), 0);
+  cr_assert_eq(b.n, 2);
+  be->ops->batch_free(s, &b);
+  be->ops->unsubscribe(s);
+  be->ops->close(be);
+  be = NULL;
+  cr_assert_eq(lmq__backend_nats_open(&be, srv.url), 0, "%s", lmq_errmsg());
+  s = sub("cur", "g", LMQ_START_EARLIEST);
+  expect(s, all + 2, 3, NULL);
+  cr_assert_eq(be->ops->commit(s), 0);
+  be->ops->unsubscribe(s);
+  /* Everything committed: nothing comes back, even after the server
+   * restarts (cleanly: see sigkilled_server_may_redeliver_but_never_loses). */
+  be->ops->close(be);
+  be = NULL;
+  nh_term(&srv);
+  nh_restart(&srv);
+  cr_assert_eq(lmq__backend_nats_open(&be, srv.url), 0, "%s", lmq_errmsg());
+  s = sub("cur", "g", LMQ_START_EARLIEST);
+  lmq_bbatch again;
+  cr_assert_eq(be->ops->consume(s, &again, 16, 200), 0, "%s", lmq_errmsg());
+  cr_assert_eq(again.n, 0,
+               "committed messages came back after a restart "
+               "(first id %llu)",
+               again.n ? (unsigned long long)again.msgs[0].id : 0ULL);
+  be->ops->batch_free(s, &again);
+  put("cur", "m6");
+  const char *m6[1] = {"m6"};
+  expect(s, m6, 1, NULL);
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, seek_restarts_at_the_id) {
+  cr_assert_eq(be->ops->channel_create(be, "sk"), 0);
+  const char *all[4] = {"a", "b", "c", "d"};
+  uint64_t ids[4];
+  for (int i = 0; i < 4; i++)
+    ids[i] = put("sk", all[i]);
+  lmq_bsub *s = sub("sk", "g", LMQ_START_EARLIEST);
+  expect(s, all, 4, NULL);
+  cr_assert_eq(be->ops->seek(s, ids[1]), 0, "%s", lmq_errmsg());
+  expect(s, all + 1, 3, NULL);
+  cr_assert_eq(be->ops->seek(s, ids[3] + 1), 0);
+  expect(s, NULL, 0, NULL);
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, fd_is_readable_while_messages_wait) {
+  cr_assert_eq(be->ops->channel_create(be, "fd"), 0);
+  lmq_bsub *s = sub("fd", "g", LMQ_START_EARLIEST);
+  int fd = -1;
+  cr_assert_eq(be->ops->fd(s, &fd), 0);
+  lmq_bbatch b;
+  cr_assert_eq(be->ops->consume(s, &b, 8, 0), 0);
+  cr_assert_eq(b.n, 0);
+  be->ops->batch_free(s, &b);
+  struct pollfd p = {fd, POLLIN, 0};
+  cr_assert_eq(poll(&p, 1, 0), 0, "readable with nothing to read");
+  put("fd", "x");
+  cr_assert_eq(poll(&p, 1, 3000), 1, "a new message does not wake the fd");
+  cr_assert_eq(be->ops->consume(s, &b, 8, 0), 0);
+  cr_assert_eq(b.n, 1);
+  be->ops->batch_free(s, &b);
+  cr_assert_eq(poll(&p, 1, 0), 0);
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, more_than_a_thousand_uncommitted_do_not_stall) {
+  cr_assert_eq(be->ops->channel_create(be, "big"), 0);
+  enum { N = 1500 };
+  static lmq_buf bufs[N];
+  for (int i = 0; i < N; i++)
+    bufs[i] = (lmq_buf){"p", 1};
+  cr_assert_eq(be->ops->produce(be, "big", bufs, N, NULL), 0);
+  lmq_bsub *s = sub("big", "g", LMQ_START_EARLIEST);
+  size_t got = 0;
+  while (got < N) {
+    lmq_bbatch b;
+    cr_assert_eq(be->ops->consume(s, &b, 256, 2000), 0, "%s", lmq_errmsg());
+    cr_assert_gt(b.n, 0, "stalled after %zu", got);
+    got += b.n;
+    be->ops->batch_free(s, &b);
+  }
+  cr_assert_eq(got, N);
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, server_down_is_eunavail_within_a_bound) {
+  cr_assert_eq(be->ops->channel_create(be, "down"), 0);
+  lmq_bsub *s = sub("down", "g", LMQ_START_EARLIEST);
+  nh_kill(&srv);
+  uint64_t t0 = mono_ms();
+  lmq_buf b = {"x", 1};
+  int rc;
+  /* The client notices the closed socket at once or within a few tries. */
+  while ((rc = be->ops->produce(be, "down", &b, 1, NULL)) == 0 && mono_ms() - t0 < 6000)
+    ;
+  cr_assert_eq(rc, LMQ_EUNAVAIL, "%d %s", rc, lmq_errmsg());
+  lmq_bbatch bb;
+  cr_assert_eq(be->ops->consume(s, &bb, 8, 100), LMQ_EUNAVAIL);
+  /* A publish written before the client saw the socket close waits for
+   * its ack: the bound is the JetStream API timeout (5 s) plus slack. */
+  cr_assert_lt(mono_ms() - t0, 6500);
+  be->ops->unsubscribe(s);
+  be->ops->close(be);
+  be = NULL;
+  /* Nothing listens any more: opening fails fast. */
+  t0 = mono_ms();
+  cr_assert_eq(lmq__backend_nats_open(&be, srv.url), LMQ_EUNAVAIL);
+  cr_assert_null(be);
+  cr_assert_lt(mono_ms() - t0, 3000);
+}
+
+/* nats-server writes consumer state lazily and acknowledges without fsync:
+ * after a SIGKILL the group may start earlier than its last commit, but
+ * every uncommitted message still comes (at-least-once). */
+Test(nats, sigkilled_server_may_redeliver_but_never_loses) {
+  cr_assert_eq(be->ops->channel_create(be, "kill"), 0);
+  const char *all[5] = {"k1", "k2", "k3", "k4", "k5"};
+  uint64_t ids[5];
+  for (int i = 0; i < 5; i++)
+    ids[i] = put("kill", all[i]);
+  lmq_bsub *s = sub("kill", "g", LMQ_START_EARLIEST);
+  lmq_bbatch b;
+  cr_assert_eq(be->ops->consume(s, &b, 3, 2000), 0);
+  cr_assert_eq(b.n, 3);
+  be->ops->batch_free(s, &b);
+  cr_assert_eq(be->ops->commit(s), 0, "%s", lmq_errmsg());
+  be->ops->unsubscribe(s);
+  be->ops->close(be);
+  be = NULL;
+  nh_kill(&srv);
+  nh_restart(&srv);
+  cr_assert_eq(lmq__backend_nats_open(&be, srv.url), 0, "%s", lmq_errmsg());
+  s = sub("kill", "g", LMQ_START_EARLIEST);
+  uint64_t next = 0; /* the next ID that must follow */
+  for (;;) {
+    cr_assert_eq(be->ops->consume(s, &b, 16, 300), 0, "%s", lmq_errmsg());
+    if (!b.n)
+      break;
+    for (size_t i = 0; i < b.n; i++) {
+      cr_assert(next == 0 || b.msgs[i].id == next, "a gap before %llu",
+                (unsigned long long)b.msgs[i].id);
+      cr_assert(next != 0 || b.msgs[i].id <= ids[3], "started after the uncommitted");
+      next = b.msgs[i].id + 1;
+    }
+    be->ops->batch_free(s, &b);
+  }
+  be->ops->batch_free(s, &b);
+  cr_assert_eq(next, ids[4] + 1, "the uncommitted messages were lost");
+  be->ops->unsubscribe(s);
+}
+
+Test(nats, a_destroyed_channel_is_enochannel_for_its_subscribers) {
+  cr_assert_eq(be->ops->channel_create(be, "gone"), 0);
+  lmq_bsub *s = sub("gone", "g", LMQ_START_EARLIEST);
+  lmq_bsub *t = NULL;
+  cr_assert_eq(be->ops->subscribe(be, &t, "nochan", "g", 0), LMQ_ENOCHANNEL);
+  cr_assert_eq(be->ops->channel_destroy(be, "gone"), 0);
+  lmq_bbatch b;
+  cr_assert_eq(be->ops->consume(s, &b, 8, 0), LMQ_ENOCHANNEL);
+  cr_assert_eq(be->ops->consume(s, &b, 8, 100), LMQ_ENOCHANNEL);
+  cr_assert_eq(be->ops->seek(s, 1), LMQ_ENOCHANNEL);
+  be->ops->unsubscribe(s);
+}
