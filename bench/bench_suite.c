@@ -277,6 +277,39 @@ static void m_fsync(const backend *bk, const mdef *m, result *r) {
   r->v[0] = (double)n / t;
 }
 
+static int cmp_dbl(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* p99 of one 4 KiB append + fdatasync, in microseconds: the floor the
+ * produce -> consume latency of a synced produce is compared with. */
+static void m_fsync_p99(const backend *bk, const mdef *m, result *r) {
+  (void)bk, (void)m;
+  char *d = fresh_dir();
+  char path[4200];
+  snprintf(path, sizeof path, "%s/f", d);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char buf[4096];
+  memset(buf, 'f', sizeof buf);
+  size_t cap = 1 << 20, n = 0;
+  double *lat = malloc(cap * sizeof *lat);
+  if (!lat)
+    die("fsync p99", "out of memory");
+  double t0 = now_s();
+  while (n < cap && now_s() - t0 < secs) {
+    double a = now_s();
+    if (pwrite(fd, buf, sizeof buf, (off_t)n * 4096) != 4096 || fdatasync(fd))
+      die("fsync p99", strerror(errno));
+    lat[n++] = (now_s() - a) * 1e6;
+  }
+  close(fd);
+  drop_dir(d);
+  qsort(lat, n, sizeof *lat, cmp_dbl);
+  r->v[0] = n ? lat[(n * 99) / 100] : NAN;
+  free(lat);
+}
+
 static void m_seqwrite(const backend *bk, const mdef *m, result *r) {
   (void)bk, (void)m;
   char *d = fresh_dir();
@@ -767,9 +800,10 @@ static summary measure(const backend *bk, const mdef *m) {
   return s;
 }
 
-enum { L_FSYNC, L_SEQW, L_SEQR, L_MEMCPY, L_N };
+enum { L_FSYNC, L_FSYNC_P99, L_SEQW, L_SEQR, L_MEMCPY, L_N };
 static const mdef limits[L_N] = {
     {"fdatasync_4KiB_append", "ops/s", "", m_fsync, 0, 0, 1, {""}},
+    {"fdatasync_4KiB_p99", "us", "", m_fsync_p99, 0, 0, 1, {""}},
     {"seq_write_1MiB_per_sync", "MB/s", "", m_seqwrite, 0, 0, 1, {""}},
     {"seq_read_cold", "MB/s", "", m_seqread, 0, 0, 1, {""}},
     {"memcpy_64MiB", "GB/s", "", m_memcpy, 0, 0, 1, {""}},
@@ -822,8 +856,10 @@ static double bound_of(const mdef *m, const double *lim, const char **label) {
     return lim[L_MEMCPY] * 1e9 / 100;
   }
   if (!strcmp(m->bound, "fsync_lat")) {
-    *label = "1 fdatasync";
-    return 1e6 / lim[L_FSYNC];
+    /* Issue 5's target: p99 latency <= 2 x the fdatasync p99, i.e. this
+     * ratio >= 0.5 on the p99 row. */
+    *label = "fdatasync p99";
+    return lim[L_FSYNC_P99];
   }
   *label = "cpu";
   return NAN;
@@ -1026,7 +1062,7 @@ int main(int argc, char **argv) {
   const char *legend =
       "\nlmq/rdb: lmq's median over RocksDB's (latency: lower is better). "
       "lmq/bound: the fraction of the machine limit the figure is bound by\n"
-      "(latency: 1 fdatasync / the figure). wr/B: device bytes written per payload "
+      "(latency: fdatasync p99 / the figure; >= 0.5 meets p99 <= 2x fsync p99). wr/B: device bytes written per payload "
       "byte, open to close (both settle at close).\n";
   fputs(legend, stdout);
   fputs(legend, txt);
