@@ -102,12 +102,14 @@ static int can_emit(const lmq_msgstream *s) {
   return 1;
 }
 
-/* Process channel c's queue until it delivers a tick > last_ts. Returns 1
- * if it consumed anything, 0 if not, or an error. */
+/* Process channel c's queue until it delivers a tick > last_ts that is not
+ * behind any other channel's (a channel that missed a tick reads on to the
+ * newest one instead of waiting forever). Returns 1 if it consumed
+ * anything, 0 if not, or an error. */
 static int process(lmq_msgstream *s, size_t c) {
   lmq_schan *ch = &s->ch[c];
   int did = 0;
-  while (ch->qhead < ch->qlen && !ch->has_tick) {
+  while (ch->qhead < ch->qlen && needing(s, c)) {
     lmq_tsmsg *m = ch->inq[ch->qhead++];
     did = 1;
     int rc;
