@@ -570,9 +570,8 @@ static int ensure_cap(nats_sub *s, size_t n) {
   return 0;
 }
 
-/* One fetch: timeout_ms 0 takes what is stored now, > 0 waits that long
- * for the first message. NATS_TIMEOUT / NATS_NOT_FOUND mean none. */
-static natsStatus fetch(nats_sub *s, natsMsgList *l, int batch, int timeout_ms) {
+static natsStatus fetch_raw(nats_sub *s, natsMsgList *l, int batch,
+                            int timeout_ms) {
   if (timeout_ms > 0)
     return natsSubscription_Fetch(l, s->pull, batch, timeout_ms, NULL);
   jsFetchRequest fr;
@@ -582,6 +581,67 @@ static natsStatus fetch(nats_sub *s, natsMsgList *l, int batch, int timeout_ms) 
    * request until it expires when nothing is stored. */
   fr.NoWait = true;
   return natsSubscription_FetchRequest(l, s->pull, &fr);
+}
+
+/* Move src's messages to the end of dst (capacity cap) and free src's array
+ * (libnats allocates it with calloc). */
+static void list_move(natsMsg **dst, int *n, natsMsgList *src) {
+  for (int i = 0; i < src->Count; i++)
+    dst[(*n)++] = src->Msgs[i];
+  free(src->Msgs);
+  memset(src, 0, sizeof *src);
+}
+
+/*
+ * One fetch: timeout_ms 0 takes what is stored now, > 0 waits that long
+ * for the first message. NATS_TIMEOUT / NATS_NOT_FOUND mean none.
+ *
+ * libnats 3.4.1 can overrun the array it collects into when messages of an
+ * earlier pull request are already queued in the subscription when a fetch
+ * starts (a test crashed in natsMsgList_Destroy on a list of 267 messages
+ * for a batch of 256). Such leftovers are taken one per fetch, which cannot
+ * overrun; the rest of the batch is then fetched normally, with nothing
+ * queued, and the two are merged.
+ */
+static natsStatus fetch(nats_sub *s, natsMsgList *l, int batch, int timeout_ms) {
+  int pending = 0, pbytes = 0;
+  if (natsSubscription_GetPending(s->pull, &pending, &pbytes) != NATS_OK ||
+      pending <= 0)
+    return fetch_raw(s, l, batch, timeout_ms);
+  memset(l, 0, sizeof *l);
+  natsMsg **msgs = calloc((size_t)batch, sizeof *msgs);
+  if (!msgs)
+    return NATS_NO_MEMORY;
+  int n = 0;
+  natsStatus st = NATS_OK;
+  while (n < batch && pending > 0) {
+    natsMsgList one;
+    st = fetch_raw(s, &one, 1, 0);
+    if (st != NATS_OK || one.Count != 1) {
+      natsMsgList_Destroy(&one);
+      break;
+    }
+    list_move(msgs, &n, &one);
+    if (natsSubscription_GetPending(s->pull, &pending, &pbytes) != NATS_OK)
+      break;
+  }
+  if (n < batch && pending <= 0) {
+    natsMsgList rest;
+    natsStatus st2 = fetch_raw(s, &rest, batch - n, n ? 0 : timeout_ms);
+    if (st2 == NATS_OK && rest.Count <= batch - n)
+      list_move(msgs, &n, &rest);
+    else
+      natsMsgList_Destroy(&rest);
+    if (!n)
+      st = st2;
+  }
+  if (!n) {
+    free(msgs);
+    return st == NATS_OK ? NATS_TIMEOUT : st;
+  }
+  l->Msgs = msgs;
+  l->Count = n;
+  return NATS_OK;
 }
 
 static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max, int timeout_ms) {
