@@ -113,7 +113,16 @@ enum lmq_sync {
   LMQ_SYNC_NONE = 3      /* after write(); the OS decides when to sync */
 };
 
-#define LMQ_ENV_OPTIONS_VERSION 1
+/* Version 2 added `flags`; a version-1 struct (without it) is still
+ * accepted. */
+#define LMQ_ENV_OPTIONS_VERSION 2
+
+/* lmq_env_options.flags */
+/* Open even if the WAL is corrupt in the middle (valid, acknowledged records
+ * after a damaged one): skip exactly the damaged bytes, replay the rest, and
+ * report what was skipped (lmq_env_recovery_get). Without it such an open
+ * fails with LMQ_ECORRUPT and changes nothing. */
+#define LMQ_OPEN_SALVAGE 0x1u
 
 typedef struct lmq_env_options {
   unsigned version;           /* LMQ_ENV_OPTIONS_VERSION */
@@ -131,22 +140,31 @@ typedef struct lmq_env_options {
   uint64_t retention_ms;      /* default channel retention by age; 0 = none */
   uint64_t retention_bytes;   /* default channel retention by size; 0 = none */
   const char *meta_uri;       /* NULL or "" = embedded; "etcd://..." */
+  unsigned flags;             /* LMQ_OPEN_*; default 0 (since version 2) */
 } lmq_env_options;
 
 #define LMQ_ENV_OPTIONS_INIT                                                   \
   { LMQ_ENV_OPTIONS_VERSION, LMQ_SYNC_ALWAYS, 100, (uint64_t)1 << 30, 1024,    \
     4u << 20, (uint64_t)16 << 20, 50, (uint64_t)16 << 20,                      \
-    (uint64_t)256 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL }
+    (uint64_t)256 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0 }
 
 /*
  * Open (creating if needed) the data directory dir. opts may be NULL for the
- * defaults. Recovery runs here: the WAL is replayed past the last applied
- * position and a torn or corrupt tail is truncated at the last valid record.
+ * defaults. A new directory is created atomically (a crash while creating it
+ * leaves either no env or a complete empty one). Recovery runs here: the WAL
+ * is replayed past the last applied position; a torn tail (damage after the
+ * last completed fdatasync, i.e. nothing acknowledged under ALWAYS) is cut;
+ * corruption of synced data is never cut silently: the open fails with
+ * LMQ_ECORRUPT naming the segment and offset, and leaves every file as it
+ * was, unless opts->flags has LMQ_OPEN_SALVAGE. What recovery did is
+ * available from lmq_env_recovery_get().
  *
  * Returns 0 and *out, or:
  *  LMQ_EINVAL   NULL out/dir, bad option values;
  *  LMQ_EBUSY    another process holds dir/LOCK (lmq_errmsg names its pid);
- *  LMQ_EIO, LMQ_ENOSPC, LMQ_ENOMEM, LMQ_ECORRUPT (LMDB file unreadable),
+ *  LMQ_ECORRUPT the WAL is corrupt before its end, a WAL segment is missing,
+ *               or the LMDB file is unreadable (lmq_errmsg says where);
+ *  LMQ_EIO, LMQ_ENOSPC, LMQ_ENOMEM,
  *  LMQ_EUNAVAIL (meta_uri server unreachable).
  * Ownership: the caller closes *out with lmq_env_close().
  */
@@ -167,8 +185,41 @@ LMQ_API void lmq_env_close(lmq_env *env);
 /*
  * Move every committed WAL record into LMDB, sync LMDB and recycle WAL
  * segments. Happens on its own; call it to bound recovery time now.
+ * Errors: LMQ_ECLOSED, LMQ_EIO, LMQ_ENOSPC, LMQ_EMAPFULL. Thread-safe.
  */
 LMQ_API int lmq_env_checkpoint(lmq_env *env);
+
+/*
+ * What recovery did when env was opened. Set out->size = sizeof *out before
+ * the call (LMQ_RECOVERY_REPORT_INIT): fields past the size the caller knows
+ * are not written, so the struct can grow without breaking the ABI.
+ */
+typedef struct lmq_recovery_report {
+  uint32_t size;             /* in: sizeof the caller's struct */
+  uint64_t segments;         /* WAL segments read */
+  uint64_t records;          /* produce records replayed */
+  uint64_t messages;         /* messages written to LMDB by the replay */
+  uint64_t bytes;            /* WAL bytes replayed */
+  uint64_t dropped_records;  /* records of channels destroyed since (normal) */
+  /* A torn tail: damage after the last completed fdatasync, cut. */
+  uint64_t cut_segment;      /* where the log was cut (0/0: clean end) */
+  uint64_t cut_offset;
+  uint64_t cut_bytes;        /* bytes of the torn record(s) cut */
+  uint64_t cut_records;      /* whole records after the torn one, dropped */
+  /* Corruption of synced data (only with LMQ_OPEN_SALVAGE; else open fails) */
+  uint64_t salvaged_regions; /* damaged regions skipped */
+  uint64_t salvaged_bytes;
+  uint64_t bad_segment;      /* the first damaged region */
+  uint64_t bad_offset;
+  char summary[256];         /* one line for people; "" when nothing happened */
+} lmq_recovery_report;
+
+#define LMQ_RECOVERY_REPORT_INIT { sizeof(lmq_recovery_report), 0, 0, 0, 0, 0, \
+    0, 0, 0, 0, 0, 0, 0, 0, "" }
+
+/* Fill *out (see above). Errors: LMQ_EINVAL (NULL, size too small),
+ * LMQ_ECLOSED. Thread-safe. */
+LMQ_API int lmq_env_recovery_get(lmq_recovery_report *out, lmq_env *env);
 
 /* ------------------------------------------------------------------------ */
 /* Channels                                                                 */

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define SYS_INCARNATION "incarnation"
 
 void lmq__chan_key(char *buf, const char *name) {
   buf[0] = 'c';
@@ -245,6 +244,15 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
     return lmq__error(LMQ_ELIMIT, "max_channels (%u) channels exist",
                       env->opt.max_channels);
   }
+  /* Groups left in the metadata store by a destroy of an earlier channel
+   * of this name that was cut short by a crash must not come back with
+   * this one. */
+  char gp[LMQ_NAME_MAX + 9];
+  int gl = snprintf(gp, sizeof gp, "group/%s/", name);
+  if ((rc = lmq_meta_del_prefix(env->meta, gp, (size_t)gl))) {
+    pthread_mutex_unlock(&env->ddl_mu);
+    return rc;
+  }
   lmq_chan *ch = chan_alloc(name);
   if (!ch) {
     pthread_mutex_unlock(&env->ddl_mu);
@@ -278,10 +286,14 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
     rc = mdb_txn_commit(txn);
   else
     mdb_txn_abort(txn);
+  /* Durable before it returns: produce needs the channel to exist after a
+   * crash for its WAL records to be replayed. */
+  rc = rc ? lmq__mdb_code(rc, "create channel")
+          : lmq__mdb_durable(env, "create channel");
   if (rc) {
     chan_free(ch);
     pthread_mutex_unlock(&env->ddl_mu);
-    return lmq__mdb_code(rc, "create channel");
+    return rc;
   }
   pthread_mutex_lock(&env->reg_mu);
   reg_insert_locked(env, ch);
@@ -316,7 +328,10 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
     if (g->efd >= 0)
       lmq__event_set(g->efd);
   pthread_mutex_unlock(&ch->mu);
-  /* Let the applier drop its references to this channel's records. */
+  /* Apply every acknowledged record of the channel to LMDB (the applier
+   * does not skip dying channels) and let the applier drop its references.
+   * Until the drop below is durable, a crash must find the whole channel;
+   * once it is, nothing of it. */
   lmq__apply_flush(env, 0);
   pthread_mutex_lock(&env->reg_mu);
   reg_remove_locked(env, ch);
@@ -336,8 +351,8 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
     else
       rc = mdb_txn_commit(txn);
   }
-  if (rc)
-    rc = lmq__mdb_code(rc, "destroy channel");
+  rc = rc ? lmq__mdb_code(rc, "destroy channel")
+          : lmq__mdb_durable(env, "destroy channel");
   char mk[LMQ_NAME_MAX + 8];
   int mrc = lmq_meta_del(env->meta, mk, (size_t)meta_chan_key(mk, name));
   if (!mrc) {
@@ -428,7 +443,8 @@ LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
       rc = mdb_txn_commit(txn);
   }
   lmq__chan_put(env, ch);
-  return rc ? lmq__mdb_code(rc, "set retention") : 0;
+  return rc ? lmq__mdb_code(rc, "set retention")
+            : lmq__mdb_durable(env, "set retention");
 }
 
 /* --------------------------------------------------------------------- */

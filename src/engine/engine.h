@@ -127,6 +127,8 @@ struct lmq_env {
   pthread_mutex_t io_mu;
   int wal_fd;
   uint64_t wal_seg, wal_off, wal_synced_off;
+  uint64_t wal_mark_off; /* synced offset named by the last MARK written */
+  int wal_ended;         /* this segment has its END: roll before writing */
   int interval_dirty; /* INTERVAL records written but not yet synced */
   uint64_t wal_live_bytes; /* bytes in segments not yet deleted */
   uint64_t last_sync_ns;
@@ -161,6 +163,8 @@ struct lmq_env {
   uint64_t ckpt_bytes;      /* WAL bytes applied since the last checkpoint */
   uint64_t last_ckpt_seg;
 
+  lmq_recovery_report recovery; /* what the last open's recovery did */
+
   /* counters */
   atomic_uint_fast64_t st_fsyncs, st_commits, st_produced;
 };
@@ -175,14 +179,56 @@ int lmq__env_check(lmq_env *env);
     if (e__)                                                                   \
       return e__;                                                              \
   } while (0)
-/* Apply everything queued so far and, if ckpt, checkpoint. */
-int lmq__apply_flush(lmq_env *env, int ckpt);
-/* Wait until every record enqueued before this call is written and
- * published (no sync is forced). */
-int lmq__wal_barrier(lmq_env *env);
 int lmq__mdb_code(int rc, const char *what);
 /* The env's metadata store (for the stream layer's channel service). */
 lmq_meta *lmq__env_meta(lmq_env *env);
+/* Make every committed LMDB transaction durable (the meta page too: the
+ * env runs with MDB_NOMETASYNC). Calls that document "durable when it
+ * returns" end with this. */
+int lmq__mdb_durable(lmq_env *env, const char *what);
+
+/* --- envdir.c: the data directory */
+/* Create what is missing (DIR, DIR/wal, a new LMDB built aside and renamed
+ * into place), fsync the directories whose entries changed, take DIR/LOCK. */
+int lmq__envdir_prepare(lmq_env *env);
+
+/* --- sysdb.c: "#sys" records */
+#define SYS_APPLIED "applied"
+#define SYS_HWM "hwm"
+#define SYS_INCARNATION "incarnation"
+/* The ID high-water mark mirrored in the metadata store. */
+#define META_HWM "ids/hwm"
+int lmq__sys_get(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v, int n);
+int lmq__sys_put(MDB_txn *txn, MDB_dbi dbi, const char *key, const uint64_t *v,
+                 int n);
+
+/* --- recover.c */
+/* Replay the WAL after the applied position (see docs/engine.md,
+ * "Recovery"); fills env->recovery. Leaves every file untouched when it
+ * fails. */
+int lmq__recover(lmq_env *env);
+
+/* --- applier.c */
+void *lmq__applier_main(void *arg);
+/* Apply everything queued so far and, if ckpt, checkpoint. */
+int lmq__apply_flush(lmq_env *env, int ckpt);
+/* Sync LMDB and retire the segments wholly before the applied position
+ * (applier thread, or after it stopped). */
+int lmq__checkpoint(lmq_env *env);
+
+/* --- wal_seg.c (io_mu held, or before the env is shared) */
+void lmq__wal_spares_scan(lmq_env *env);
+int lmq__wal_open_seg(lmq_env *env, uint64_t seq);
+int lmq__wal_roll(lmq_env *env);
+int lmq__wal_sync(lmq_env *env);
+/* Recycle or delete a fully-applied WAL segment file (io_mu not held). */
+void lmq__wal_retire(lmq_env *env, const char *path);
+int lmq__wal_sync_dir(lmq_env *env);
+
+/* --- produce.c */
+/* Wait until every record enqueued before this call is written and
+ * published (no sync is forced). */
+int lmq__wal_barrier(lmq_env *env);
 
 /* --- channel.c */
 int lmq__chan_get(lmq_chan **out, lmq_env *env, const char *name);
@@ -204,8 +250,6 @@ int lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r);
 void lmq__chan_key(char *buf, const char *name); /* "c:" + name */
 /* Write the channel's "#sys" record with abytes applied bytes. */
 int lmq__chan_sys_put(lmq_env *env, MDB_txn *txn, lmq_chan *ch, uint64_t abytes);
-/* Open a new WAL segment file (env.c). */
-int lmq__wal_open_seg(lmq_env *env, uint64_t seq);
 
 /* --- group.c */
 int lmq__groups_load(lmq_env *env, lmq_chan *ch);
@@ -217,7 +261,5 @@ int lmq__groups_commit_all(lmq_env *env);
 void lmq__chunk_unref(lmq_env *env, chunk *c);
 chunk *lmq__chunk_new(lmq_env *env, uint64_t seq);
 void lmq__chunk_free_all(lmq_env *env);
-/* Recycle or delete a fully-applied WAL segment file (io_mu not held). */
-void lmq__wal_retire(lmq_env *env, const char *path);
 
 #endif

@@ -23,6 +23,8 @@
 
 /* A chunk is handed to the leader once this full (a soft cap). */
 #define CHUNK_SOFT_CAP ((size_t)4 << 20)
+/* Room reserved at the start of every chunk for a MARK record. */
+#define CHUNK_HDR LMQ_WAL_CTL_SIZE
 
 /* Chunks (and their buffers) are recycled: allocating and faulting in a
  * fresh multi-page buffer per group commit was a large share of the cost. */
@@ -41,7 +43,7 @@ chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
   if (!c && !(c = calloc(1, sizeof *c)))
     return NULL;
   c->next = NULL;
-  c->len = 0;
+  c->len = CHUNK_HDR;
   c->nrecs = 0;
   c->need_sync = 0;
   c->has_interval = 0;
@@ -113,27 +115,26 @@ static int leader_flush(lmq_env *env, chunk *c) {
     rc = lmq__error(LMQ_EFAILED, "an earlier WAL fsync failed; reopen the env");
     goto out_unlock;
   }
-  if (env->wal_off > 0 && env->wal_off + c->len > env->opt.wal_segment_size) {
-    /* Roll to a new segment; the old one is synced first so recovery never
-     * sees a hole before a later segment. */
-    if (env->wal_synced_off < env->wal_off) {
-      int e = lmq__datasync(env->wal_fd);
-      if (e) {
-        atomic_store(&env->failed, 1);
-        rc = lmq__error(LMQ_EIO, "WAL fdatasync: %s", strerror(e));
-        goto out_unlock;
-      }
-      atomic_fetch_add(&env->st_fsyncs, 1);
-    }
-    if ((rc = lmq__wal_open_seg(env, env->wal_seg + 1)))
+  if (env->wal_ended ||
+      (env->wal_off > 0 && env->wal_off + c->len > env->opt.wal_segment_size)) {
+    if ((rc = lmq__wal_roll(env)))
       goto out_unlock;
+  }
+  /* The chunk's first CHUNK_HDR bytes are reserved for a MARK record: it
+   * is written when a sync has moved the synced offset since the last one,
+   * so that recovery can tell synced data from a torn tail. */
+  size_t skip = CHUNK_HDR;
+  if (env->wal_synced_off > env->wal_mark_off) {
+    lmq__wal_ctl(c->buf, LMQ_WAL_REC_MARK, env->wal_synced_off, env->wal_seg);
+    skip = 0;
   }
   /* Records are sealed with the segment number they land in. */
   for (size_t i = 0; i < c->nrecs; i++)
     lmq__wal_rec_seal(c->buf + c->recs[i].rec_off, c->recs[i].rec_size,
                       env->wal_seg);
   uint64_t start = env->wal_off;
-  int e = lmq__pwrite_all(env->wal_fd, c->buf, c->len, (off_t)start);
+  size_t wlen = c->len - skip;
+  int e = lmq__pwrite_all(env->wal_fd, c->buf + skip, wlen, (off_t)start);
   if (e) {
     /* Cut off whatever part was written so the log stays a clean prefix;
      * the env keeps working once space returns. */
@@ -142,27 +143,19 @@ static int leader_flush(lmq_env *env, chunk *c) {
     rc = lmq__error(lmq__errno_code(e), "WAL write: %s", strerror(e));
     goto out_unlock;
   }
-  env->wal_off = start + c->len;
-  env->wal_live_bytes += c->len;
+  if (!skip)
+    env->wal_mark_off = env->wal_synced_off;
+  env->wal_off = start + wlen;
+  env->wal_live_bytes += wlen;
   c->seg = env->wal_seg;
   c->end_off = env->wal_off;
   if (c->need_sync) {
-    uint64_t t0 = lmq__mono_ns();
-    e = lmq__datasync(env->wal_fd);
-    uint64_t dt = lmq__mono_ns() - t0;
-    env->sync_ns_avg = env->sync_ns_avg ? (env->sync_ns_avg * 7 + dt) / 8 : dt;
-    if (e) {
-      /* After a failed fsync the page cache state is unknown (the kernel may
-       * have dropped the dirty pages): refuse further writes. */
-      atomic_store(&env->failed, 1);
-      rc = lmq__error(lmq__errno_code(e) == LMQ_ENOSPC ? LMQ_ENOSPC : LMQ_EIO,
-                      "WAL fdatasync: %s", strerror(e));
+    /* A failed fdatasync fails the env (see lmq__wal_sync). The records of
+     * this chunk are written and may or may not be on disk: the callers
+     * get an error, and after a reopen their messages are either all
+     * there or all gone (documented in lmq_produce). */
+    if ((rc = lmq__wal_sync(env)))
       goto out_unlock;
-    }
-    env->wal_synced_off = env->wal_off;
-    env->interval_dirty = 0;
-    env->last_sync_ns = lmq__mono_ns();
-    atomic_fetch_add(&env->st_fsyncs, 1);
   } else if (c->has_interval) {
     env->interval_dirty = 1;
   }
@@ -240,7 +233,7 @@ static void wait_done(lmq_env *env, uint64_t seq) {
     env->pending = fresh;
     env->last_nrecs = c->nrecs;
     pthread_mutex_unlock(&env->wal_mu);
-    if (c->len)
+    if (c->nrecs)
       leader_flush(env, c);
     pthread_mutex_lock(&env->wal_mu);
     env->done_seq = c->seq;
@@ -252,7 +245,7 @@ static void wait_done(lmq_env *env, uint64_t seq) {
 
 int lmq__wal_barrier(lmq_env *env) {
   pthread_mutex_lock(&env->wal_mu);
-  uint64_t seq = env->pending->len ? env->pending->seq : env->pending->seq - 1;
+  uint64_t seq = env->pending->nrecs ? env->pending->seq : env->pending->seq - 1;
   wait_done(env, seq);
   pthread_mutex_unlock(&env->wal_mu);
   return 0;
@@ -318,7 +311,7 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
 
   pthread_mutex_lock(&env->wal_mu);
   /* Do not grow a chunk without bound while a leader is writing. */
-  while (env->pending->len > 0 && env->pending->len + size > CHUNK_SOFT_CAP &&
+  while (env->pending->nrecs > 0 && env->pending->len + size > CHUNK_SOFT_CAP &&
          env->flushing && !env->lingering)
     pthread_cond_wait(&env->wal_cond, &env->wal_mu);
   if (atomic_load(&ch->dead)) {

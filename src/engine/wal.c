@@ -23,7 +23,7 @@ unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
                                   const char *name, size_t name_len,
                                   uint64_t incarnation, uint64_t first_id,
                                   uint32_t count) {
-  lmq__put32(buf, LMQ_WAL_MAGIC);
+  lmq__put32(buf, LMQ_WAL_MAGIC); /* made the segment's by the seal */
   lmq__put32(buf + 4, (uint32_t)(size - LMQ_WAL_HDR - LMQ_WAL_TRAILER));
   unsigned char *p = buf + LMQ_WAL_HDR;
   *p++ = LMQ_WAL_REC_PRODUCE;
@@ -37,27 +37,22 @@ unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
 }
 
 void lmq__wal_rec_seal(unsigned char *buf, size_t size, uint64_t seg) {
+  lmq__put32(buf, lmq__wal_magic(seg));
   lmq__put64(buf + size - LMQ_WAL_TRAILER,
              XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg));
 }
 
-int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
-                   uint64_t seg) {
-  if (avail < LMQ_WAL_HDR + LMQ_WAL_TRAILER)
-    return 0;
-  if (lmq__get32(buf) != LMQ_WAL_MAGIC)
-    return 0;
-  uint32_t blen = lmq__get32(buf + 4);
-  if (blen > LMQ_WAL_MAX_BODY || blen < BODY_FIXED)
-    return 0;
-  size_t size = LMQ_WAL_HDR + (size_t)blen + LMQ_WAL_TRAILER;
-  if (size > avail)
-    return 0;
-  if (XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg) !=
-      lmq__get64(buf + size - LMQ_WAL_TRAILER))
-    return 0;
-  const unsigned char *p = buf + LMQ_WAL_HDR, *end = p + blen;
-  if (p[0] != LMQ_WAL_REC_PRODUCE)
+void lmq__wal_ctl(unsigned char *buf, int type, uint64_t arg, uint64_t seg) {
+  lmq__put32(buf + 4, 9);
+  buf[LMQ_WAL_HDR] = (unsigned char)type;
+  lmq__put64(buf + LMQ_WAL_HDR + 1, arg);
+  lmq__wal_rec_seal(buf, LMQ_WAL_CTL_SIZE, seg);
+}
+
+/* Check a produce body's layout; fills the produce fields of rec. */
+static int decode_produce(lmq_wal_rec *rec, const unsigned char *p,
+                          const unsigned char *end) {
+  if ((size_t)(end - p) < BODY_FIXED)
     return 0;
   size_t nl = p[1];
   if (nl == 0 || (size_t)(end - p) < BODY_FIXED + nl)
@@ -81,10 +76,38 @@ int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
       return 0;
     q += 4 + l;
   }
-  if (q != end || rec->count == 0)
-    return 0;
+  return q == end && rec->count != 0;
+}
+
+int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
+                   uint64_t seg) {
+  if (avail < LMQ_WAL_HDR || lmq__get32(buf) != lmq__wal_magic(seg))
+    return LMQ_WAL_NONE;
+  uint32_t blen = lmq__get32(buf + 4);
+  if (blen > LMQ_WAL_MAX_BODY || blen < 1)
+    return LMQ_WAL_TORN;
+  size_t size = LMQ_WAL_HDR + (size_t)blen + LMQ_WAL_TRAILER;
+  if (size > avail)
+    return LMQ_WAL_TORN;
+  if (XXH3_64bits_withSeed(buf, size - LMQ_WAL_TRAILER, seg) !=
+      lmq__get64(buf + size - LMQ_WAL_TRAILER))
+    return LMQ_WAL_TORN;
+  const unsigned char *p = buf + LMQ_WAL_HDR, *end = p + blen;
+  memset(rec, 0, sizeof *rec);
+  rec->type = p[0];
   rec->size = size;
-  return 1;
+  switch (rec->type) {
+  case LMQ_WAL_REC_PRODUCE:
+    return decode_produce(rec, p, end) ? LMQ_WAL_OK : LMQ_WAL_TORN;
+  case LMQ_WAL_REC_MARK:
+  case LMQ_WAL_REC_END:
+    if (blen != 9)
+      return LMQ_WAL_TORN;
+    rec->arg = lmq__get64(p + 1);
+    return LMQ_WAL_OK;
+  default:
+    return LMQ_WAL_TORN;
+  }
 }
 
 int lmq__wal_rec_next(const lmq_wal_rec *rec, size_t *pos,

@@ -1,25 +1,31 @@
 /*
  * wal.h - the write-ahead log: record format (pure encode/decode, no I/O) and
- * segment files.
+ * segment listing.
  *
  * A segment is DIR/wal/<16-digit number>.log, a sequence of records:
  *
- *   u32 magic 'LMQW' | u32 body_len | body | u64 xxh3(magic..body, seed)
+ *   u32 magic ^ seg | u32 body_len | body | u64 xxh3(magic..body, seed = seg)
  *
- * where seed is the segment's number. Segment files are recycled (an
- * applied segment is renamed to a future number and overwritten, which
- * makes fdatasync cheaper than appending); the seed makes the old
- * contents' records invalid, so the log still ends at the first record
- * that does not verify.
+ * all little-endian, where seg is the segment's number. Segment files are
+ * recycled (an applied segment is renamed to a future number and
+ * overwritten, which makes fdatasync cheaper than appending). Both the
+ * magic and the checksum seed depend on the segment number, so a stale
+ * record left by a file's earlier life is not even mistaken for a torn one:
+ * it is "no record of this segment", and it can never verify.
  *
- * all little-endian. A produce body is:
+ * Bodies start with a type byte:
  *
- *   u8 type (1) | u8 name_len | name | u64 incarnation | u64 first_id |
- *   u32 count | count x (u32 len | payload)
- *
- * IDs inside one record are consecutive (first_id + i). A record is valid
- * only if its length fits, its checksum matches and its body parses; the
- * first invalid record ends the log (a torn or corrupt tail).
+ *   PRODUCE (1): u8 name_len | name | u64 incarnation | u64 first_id |
+ *                u32 count | count x (u32 len | payload)
+ *                IDs inside one record are consecutive (first_id + i).
+ *   MARK (2):    u64 synced   bytes [0, synced) of this segment were on disk
+ *                (fdatasync returned) before this record was written. The
+ *                leader writes one ahead of a chunk whenever the synced
+ *                offset moved, so recovery can tell a torn tail (damage
+ *                after the last sync) from corruption of synced data.
+ *   END (3):     u64 next     the log goes on in segment `next` (= seg + 1);
+ *                written and synced when the segment rolls, before the next
+ *                segment is created. Bytes after it are stale.
  */
 #ifndef LMQ_ENGINE_WAL_H
 #define LMQ_ENGINE_WAL_H
@@ -27,12 +33,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LMQ_WAL_MAGIC 0x57514d4cu /* "LMQW" little-endian */
+#define LMQ_WAL_MAGIC 0x57514d4cu /* "LMQW" little-endian, before ^ seg */
 #define LMQ_WAL_HDR 8u            /* magic + body_len */
 #define LMQ_WAL_TRAILER 8u        /* checksum */
 #define LMQ_WAL_REC_PRODUCE 1
+#define LMQ_WAL_REC_MARK 2
+#define LMQ_WAL_REC_END 3
+/* Size of a MARK or an END record. */
+#define LMQ_WAL_CTL_SIZE (LMQ_WAL_HDR + 9u + LMQ_WAL_TRAILER)
 /* Largest body accepted by the decoder (bounds allocation on corrupt input). */
 #define LMQ_WAL_MAX_BODY ((uint32_t)0xF0000000u)
+
+/* The magic a record of segment seg starts with. */
+static inline uint32_t lmq__wal_magic(uint64_t seg) {
+  return LMQ_WAL_MAGIC ^ (uint32_t)seg;
+}
 
 /* Bytes a produce record takes for this name and these payload lengths. */
 size_t lmq__wal_rec_size(size_t name_len, size_t count, uint64_t payload_bytes);
@@ -46,10 +61,16 @@ unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
                                   const char *name, size_t name_len,
                                   uint64_t incarnation, uint64_t first_id,
                                   uint32_t count);
+/* Set the segment's magic and the checksum of the record at buf. */
 void lmq__wal_rec_seal(unsigned char *buf, size_t size, uint64_t seg);
+/* Write a sealed MARK or END record (LMQ_WAL_CTL_SIZE bytes) for segment seg. */
+void lmq__wal_ctl(unsigned char *buf, int type, uint64_t arg, uint64_t seg);
 
-/* A decoded produce record; pointers point into the caller's buffer. */
+/* A decoded record; pointers point into the caller's buffer. */
 typedef struct lmq_wal_rec {
+  int type;       /* LMQ_WAL_REC_* */
+  uint64_t arg;   /* MARK: synced offset; END: next segment */
+  /* PRODUCE only: */
   const char *name;
   size_t name_len;
   uint64_t incarnation;
@@ -60,16 +81,24 @@ typedef struct lmq_wal_rec {
   size_t size; /* whole record, header to checksum */
 } lmq_wal_rec;
 
+/* Results of lmq__wal_decode(). */
+#define LMQ_WAL_OK 1      /* a valid record */
+#define LMQ_WAL_NONE 0    /* no record of this segment starts here */
+#define LMQ_WAL_TORN (-1) /* this segment's magic, but it does not verify */
+
 /*
- * Decode the record at buf[0..avail) of segment seg. Returns 1 with *rec filled, 0 when the
- * bytes are not a complete valid record (torn, corrupt, zero fill), never
- * reading past avail. Pure: no I/O, no allocation.
+ * Decode the record at buf[0..avail) of segment seg into *rec. Returns
+ * LMQ_WAL_OK, LMQ_WAL_NONE (zero fill, stale bytes of another segment, or
+ * too few bytes for a header) or LMQ_WAL_TORN (the magic of this segment
+ * but a bad length, checksum or layout: a torn write or corruption). Never
+ * reads past avail. Pure: no I/O, no allocation.
  */
 int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
                    uint64_t seg);
 
-/* Iterate the payloads of a decoded record: *pos starts at 0. Returns 1 and
- * sets data/len, or 0 at the end. The decoder has validated the layout. */
+/* Iterate the payloads of a decoded produce record: *pos starts at 0.
+ * Returns 1 and sets data/len, or 0 at the end. The decoder has validated
+ * the layout. */
 int lmq__wal_rec_next(const lmq_wal_rec *rec, size_t *pos,
                       const unsigned char **data, uint32_t *len);
 

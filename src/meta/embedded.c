@@ -180,6 +180,12 @@ static int emb_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
   }
   if ((rc = mdb_txn_commit(txn)))
     return mdb_code(rc, "commit");
+  /* The env runs with MDB_NOMETASYNC: the commit synced the data pages but
+   * not the meta page that points at them. A metadata write is durable when
+   * it returns (cursors, groups), so sync the meta page too. If this fails
+   * the change is visible but may not survive a power loss. */
+  if ((rc = mdb_env_sync(e->env, 1)))
+    return mdb_code(rc, "sync");
   if (e->watchers)
     notify(e, ops, nops);
   return 0;

@@ -1,0 +1,300 @@
+/*
+ * applier.c - the applier thread: moves written WAL chunks into LMDB,
+ * runs checkpoints, interval fsyncs, retention and auto-commit.
+ */
+#include "config.h"
+#include "engine/engine.h"
+#include "engine/wal.h"
+#include "common/error.h"
+#include "common/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+  if (rc)
+    return lmq__mdb_code(rc, "apply");
+  chunk *last = NULL;
+  for (chunk *c = list; c; c = c->next) {
+    last = c;
+    for (size_t i = 0; i < c->nrecs; i++) {
+      rec_ref *r = &c->recs[i];
+      lmq_chan *ch = r->ch;
+      /* A channel being destroyed is applied like any other: its destroy
+       * becomes durable only after this, and until then a crash must find
+       * every acknowledged message of it (see lmq_channel_destroy). */
+      MDB_cursor *cur;
+      if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
+        goto fail;
+      const unsigned char *p = c->buf + r->off;
+      for (uint32_t j = 0; j < r->count; j++) {
+        unsigned char kb[8];
+        uint32_t len = lmq__get32(p);
+        lmq__put64be(kb, r->first_id + j);
+        MDB_val k = {8, kb}, v = {len, (void *)(p + 4)};
+        if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND))) {
+          mdb_cursor_close(cur);
+          goto fail;
+        }
+        p += 4 + len;
+      }
+      mdb_cursor_close(cur);
+      if (ch->apply_epoch != epoch) {
+        ch->apply_epoch = epoch;
+        ch->apply_add = 0;
+        ch->apply_written = 0;
+      }
+      ch->apply_add += r->bytes;
+    }
+  }
+  /* Persist the counters of every channel touched, once each. */
+  for (chunk *c = list; c; c = c->next)
+    for (size_t i = 0; i < c->nrecs; i++) {
+      lmq_chan *ch = c->recs[i].ch;
+      if (ch->apply_written)
+        continue;
+      ch->apply_written = 1;
+      if ((rc = lmq__chan_sys_put(env, txn, ch, ch->abytes + ch->apply_add)))
+        goto fail;
+    }
+  {
+    uint64_t ap[2] = {last->seg, last->end_off};
+    if ((rc = lmq__sys_put(txn, env->sysdbi, SYS_APPLIED, ap, 2)))
+      goto fail;
+    lmq_id hwm;
+    pthread_mutex_lock(&env->wal_mu);
+    hwm = env->last_id;
+    pthread_mutex_unlock(&env->wal_mu);
+    if ((rc = lmq__sys_put(txn, env->sysdbi, SYS_HWM, &hwm, 1)))
+      goto fail;
+  }
+  rc = mdb_txn_commit(txn);
+  /* Whether or not the commit worked, reset the per-apply marks; only a
+   * successful commit moves the counters. */
+  for (chunk *c = list; c; c = c->next)
+    for (size_t i = 0; i < c->nrecs; i++) {
+      lmq_chan *ch = c->recs[i].ch;
+      if (ch->apply_epoch == epoch && ch->apply_written) {
+        if (!rc)
+          ch->abytes += ch->apply_add;
+        ch->apply_written = 0;
+        ch->apply_add = 0;
+      }
+    }
+  if (rc)
+    return lmq__mdb_code(rc, "apply commit");
+  pthread_mutex_lock(&env->app_mu);
+  env->applied_seg = last->seg;
+  env->applied_off = last->end_off;
+  pthread_mutex_unlock(&env->app_mu);
+  return 0;
+fail:
+  mdb_txn_abort(txn);
+  for (chunk *c = list; c; c = c->next)
+    for (size_t i = 0; i < c->nrecs; i++) {
+      c->recs[i].ch->apply_written = 0;
+      c->recs[i].ch->apply_add = 0;
+      c->recs[i].ch->apply_epoch = 0;
+    }
+  return lmq__mdb_code(rc, "apply");
+}
+
+
+/* Mirror the ID high-water mark into the metadata store. Best effort: the
+ * authoritative copy is in #sys; this one keeps IDs above every cursor kept
+ * in a shared store even if the data directory goes back in time. */
+static void mirror_hwm(lmq_env *env) {
+  pthread_mutex_lock(&env->wal_mu);
+  lmq_id hwm = env->last_id;
+  pthread_mutex_unlock(&env->wal_mu);
+  if (hwm == env->meta_hwm)
+    return;
+  unsigned char v[8];
+  lmq__put64(v, hwm);
+  if (lmq_meta_put(env->meta, META_HWM, strlen(META_HWM), v, 8) == 0)
+    env->meta_hwm = hwm;
+}
+
+int lmq__checkpoint(lmq_env *env) {
+  int rc = mdb_env_sync(env->mdb, 1);
+  if (rc)
+    return lmq__mdb_code(rc, "checkpoint sync");
+  mirror_hwm(env);
+  /* Every segment before the applied one is fully in LMDB now. */
+  uint64_t *segs;
+  size_t n;
+  if ((rc = lmq__wal_list(&segs, &n, env->waldir)))
+    return rc;
+  char path[PATH_MAX];
+  uint64_t freed = 0;
+  size_t retired = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (segs[i] >= env->applied_seg)
+      break;
+    lmq__wal_seg_path(path, sizeof path, env->waldir, segs[i]);
+    struct stat st;
+    if (stat(path, &st) == 0)
+      freed += (uint64_t)st.st_size;
+    lmq__wal_retire(env, path);
+    retired++;
+  }
+  free(segs);
+  /* Not needed for correctness (a retired name that comes back lies before
+   * the applied position and is skipped), but it keeps spare.N and the
+   * segment names consistent on disk. */
+  if (retired && (rc = lmq__wal_sync_dir(env)))
+    return rc;
+  pthread_mutex_lock(&env->io_mu);
+  env->wal_live_bytes = env->wal_live_bytes > freed ? env->wal_live_bytes - freed : 0;
+  pthread_mutex_unlock(&env->io_mu);
+  env->ckpt_bytes = 0;
+  return 0;
+}
+
+static void interval_sync(lmq_env *env, uint64_t now) {
+  pthread_mutex_lock(&env->io_mu);
+  if (env->wal_fd >= 0 && env->interval_dirty &&
+      env->wal_synced_off < env->wal_off &&
+      now - env->last_sync_ns >= (uint64_t)env->opt.sync_interval_ms * 1000000u)
+    lmq__wal_sync(env); /* a failure fails the env; producers see it */
+  pthread_mutex_unlock(&env->io_mu);
+}
+
+void *lmq__applier_main(void *arg) {
+  lmq_env *env = arg;
+  uint64_t epoch = 0, last_commit = lmq__mono_ns(), last_retention = 0;
+  pthread_mutex_lock(&env->app_mu);
+  for (;;) {
+    uint64_t now = lmq__mono_ns();
+    uint64_t interval = (uint64_t)env->opt.apply_interval_ms * 1000000u;
+    int want_flush = env->flush_req > env->flush_done;
+    int due = env->aq_head &&
+              (env->unapplied >= env->opt.apply_bytes || want_flush ||
+               env->stop || now - env->aq_head->queued_ns >= interval);
+    if (!due && !want_flush) {
+      if (env->stop)
+        break;
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t wait_ns = interval ? interval : 1000000u;
+      if (env->opt.sync == LMQ_SYNC_INTERVAL &&
+          (uint64_t)env->opt.sync_interval_ms * 1000000u < wait_ns)
+        wait_ns = (uint64_t)env->opt.sync_interval_ms * 1000000u + 1;
+      ts.tv_sec += (time_t)(wait_ns / 1000000000u);
+      ts.tv_nsec += (long)(wait_ns % 1000000000u);
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&env->app_cond, &env->app_mu, &ts);
+      pthread_mutex_unlock(&env->app_mu);
+      now = lmq__mono_ns();
+      interval_sync(env, now);
+      if (now - last_retention >= 1000000000u) {
+        lmq__chan_retention(env, lmq__now_ms());
+        last_retention = now;
+      }
+      if (env->opt.autocommit_ms &&
+          now - last_commit >= (uint64_t)env->opt.autocommit_ms * 1000000u) {
+        lmq__groups_commit_all(env);
+        last_commit = now;
+      }
+      pthread_mutex_lock(&env->app_mu);
+      continue;
+    }
+    uint64_t req = env->flush_req;
+    int want_ckpt = env->ckpt_req > env->flush_done;
+    chunk *list = env->aq_head;
+    env->aq_head = env->aq_tail = NULL;
+    pthread_mutex_unlock(&env->app_mu);
+
+    int rc = 0;
+    uint64_t bytes = 0;
+    if (list) {
+      rc = apply_chunks(env, list, ++epoch);
+      if (rc == 0) {
+        chunk *c = list;
+        while (c) {
+          chunk *next = c->next;
+          for (size_t i = 0; i < c->nrecs; i++) {
+            lmq__chan_trim(c->recs[i].ch, c->recs[i].first_id + c->recs[i].count - 1);
+            lmq__chan_put(env, c->recs[i].ch);
+            c->recs[i].ch = NULL;
+          }
+          bytes += c->len;
+          lmq__chunk_unref(env, c);
+          c = next;
+        }
+        env->ckpt_bytes += bytes;
+      }
+    }
+    /* Checkpoints run only here, so segments are retired by one thread. A
+     * failed checkpoint is reported but loses nothing: the WAL stays. */
+    int crc = 0;
+    if (!rc && (want_ckpt || env->ckpt_bytes >= env->opt.checkpoint_bytes))
+      crc = lmq__checkpoint(env);
+    pthread_mutex_lock(&env->app_mu);
+    if (list && rc) {
+      /* Put the chunks back in front: they stay in the tails and the WAL,
+       * and the apply is retried on the next round. */
+      chunk *t = list;
+      while (t->next)
+        t = t->next;
+      t->next = env->aq_head;
+      env->aq_head = list;
+      if (!env->aq_tail)
+        env->aq_tail = t;
+    }
+    env->app_err = rc ? rc : crc;
+    env->unapplied -= bytes;
+    if (want_flush)
+      env->flush_done = req; /* done, or failed: the flusher reads app_err */
+    pthread_cond_broadcast(&env->app_done);
+    if (rc && !env->stop) {
+      /* Back off a little before retrying a failing apply. */
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += 20 * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&env->app_cond, &env->app_mu, &ts);
+    }
+    if (env->stop && !env->aq_head)
+      break;
+    if (env->stop && rc)
+      break; /* cannot make progress; close reports it */
+  }
+  pthread_mutex_unlock(&env->app_mu);
+  return NULL;
+}
+
+int lmq__apply_flush(lmq_env *env, int ckpt) {
+  int rc = lmq__wal_barrier(env);
+  if (rc)
+    return rc;
+  pthread_mutex_lock(&env->app_mu);
+  uint64_t req = ++env->flush_req;
+  if (ckpt)
+    env->ckpt_req = req;
+  pthread_cond_signal(&env->app_cond);
+  while (env->flush_done < req)
+    pthread_cond_wait(&env->app_done, &env->app_mu);
+  rc = env->app_err;
+  pthread_mutex_unlock(&env->app_mu);
+  if (rc)
+    return lmq__error(rc, "applying the WAL to LMDB failed: %s",
+                      lmq_strerror(rc));
+  return 0;
+}
+

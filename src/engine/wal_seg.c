@@ -1,0 +1,149 @@
+/*
+ * wal_seg.c - WAL segment files: creating, rolling, recycling (spare.N) and
+ * retiring them.
+ *
+ * Durability of names: a segment is created (or a spare renamed to it) and
+ * DIR/wal is fsynced before any record goes into it, so a record that
+ * fdatasync made durable is always reachable by its name. A segment rolls
+ * only after an END record and an fdatasync: a later segment existing on
+ * disk proves every earlier one is complete (recovery relies on it).
+ */
+#include "config.h"
+#include "engine/engine.h"
+#include "engine/wal.h"
+#include "common/error.h"
+#include "common/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SPARES 2
+
+static void spare_path(char *buf, size_t len, const char *waldir, int i) {
+  snprintf(buf, len, "%s/spare.%d", waldir, i);
+}
+
+void lmq__wal_spares_scan(lmq_env *env) {
+  char path[PATH_MAX];
+  env->nspares = 0;
+  for (int i = 0; i < MAX_SPARES; i++) {
+    spare_path(path, sizeof path, env->waldir, i);
+    if (access(path, F_OK) != 0)
+      break;
+    env->nspares = i + 1;
+  }
+}
+
+/* Keep the file as a spare for a later segment, or delete it. The caller
+ * fsyncs DIR/wal afterwards (lmq__wal_sync_dir): until then the old name
+ * may come back after a power loss, which is harmless, because a segment
+ * is retired only once it lies wholly before the durable applied position. */
+void lmq__wal_retire(lmq_env *env, const char *path) {
+  char sp[PATH_MAX];
+  pthread_mutex_lock(&env->io_mu);
+  if (env->nspares < MAX_SPARES) {
+    spare_path(sp, sizeof sp, env->waldir, env->nspares);
+    if (rename(path, sp) == 0) {
+      env->nspares++;
+      pthread_mutex_unlock(&env->io_mu);
+      return;
+    }
+  }
+  pthread_mutex_unlock(&env->io_mu);
+  unlink(path);
+}
+
+int lmq__wal_sync_dir(lmq_env *env) {
+  int e = lmq__sync_dir(env->waldir);
+  if (e)
+    return lmq__error(lmq__errno_code(e), "fsync %s: %s", env->waldir,
+                      strerror(e));
+  return 0;
+}
+
+/* Called with io_mu held (or before the env is shared). */
+int lmq__wal_open_seg(lmq_env *env, uint64_t seq) {
+  char path[PATH_MAX], sp[PATH_MAX];
+  lmq__wal_seg_path(path, sizeof path, env->waldir, seq);
+  int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  /* Reuse a spare: overwriting allocated blocks makes each fdatasync
+   * cheaper than appending (no size or extent change to journal). Its old
+   * records carry another segment's magic and seed: they read as "no
+   * record here", never as records of this segment. */
+  if (env->nspares > 0) {
+    spare_path(sp, sizeof sp, env->waldir, env->nspares - 1);
+    if (rename(sp, path) == 0) {
+      env->nspares--;
+      flags &= ~O_TRUNC;
+    }
+  }
+  int fd = open(path, flags, 0644);
+  if (fd < 0)
+    return lmq__error(lmq__errno_code(errno), "create WAL %s: %s", path,
+                      strerror(errno));
+  int rc = lmq__wal_sync_dir(env);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  if (env->wal_fd >= 0)
+    close(env->wal_fd);
+  env->wal_fd = fd;
+  env->wal_seg = seq;
+  env->wal_off = 0;
+  env->wal_synced_off = 0;
+  env->wal_mark_off = 0;
+  env->wal_ended = 0;
+  return 0;
+}
+
+/* fdatasync the current segment; on failure the env is failed for good
+ * (the kernel may have dropped the dirty pages). io_mu held. */
+int lmq__wal_sync(lmq_env *env) {
+  uint64_t upto = env->wal_off;
+  uint64_t t0 = lmq__mono_ns();
+  int e = lmq__datasync(env->wal_fd);
+  uint64_t dt = lmq__mono_ns() - t0;
+  if (e) {
+    atomic_store(&env->failed, 1);
+    return lmq__error(lmq__errno_code(e) == LMQ_ENOSPC ? LMQ_ENOSPC : LMQ_EIO,
+                      "WAL fdatasync: %s", strerror(e));
+  }
+  env->sync_ns_avg = env->sync_ns_avg ? (env->sync_ns_avg * 7 + dt) / 8 : dt;
+  env->wal_synced_off = upto;
+  env->interval_dirty = 0;
+  env->last_sync_ns = lmq__mono_ns();
+  atomic_fetch_add(&env->st_fsyncs, 1);
+  return 0;
+}
+
+/*
+ * Roll to the next segment (io_mu held): write an END record, fdatasync,
+ * then create the next segment. A crash at any point leaves either the old
+ * segment as the tail (END torn or missing: nothing after it was written)
+ * or a complete old segment followed by the new one.
+ */
+int lmq__wal_roll(lmq_env *env) {
+  if (env->wal_ended) /* an earlier roll could not create the next one */
+    return lmq__wal_open_seg(env, env->wal_seg + 1);
+  unsigned char end[LMQ_WAL_CTL_SIZE];
+  lmq__wal_ctl(end, LMQ_WAL_REC_END, env->wal_seg + 1, env->wal_seg);
+  int e = lmq__pwrite_all(env->wal_fd, end, sizeof end, (off_t)env->wal_off);
+  if (e) {
+    if (ftruncate(env->wal_fd, (off_t)env->wal_off) != 0)
+      atomic_store(&env->failed, 1);
+    return lmq__error(lmq__errno_code(e), "WAL write: %s", strerror(e));
+  }
+  env->wal_off += sizeof end;
+  env->wal_live_bytes += sizeof end;
+  int rc = lmq__wal_sync(env);
+  if (rc)
+    return rc;
+  /* Nothing may follow the END in this segment from now on. */
+  env->wal_ended = 1;
+  return lmq__wal_open_seg(env, env->wal_seg + 1);
+}
