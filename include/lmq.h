@@ -269,6 +269,13 @@ typedef struct lmq_buf {
  * Errors: LMQ_EINVAL, LMQ_ENOCHANNEL, LMQ_ETOOBIG (a payload above
  * max_message_size), LMQ_ENOSPC, LMQ_EIO, LMQ_EFAILED (an fsync failed
  * earlier: reopen the env), LMQ_EMAPFULL (the store is full), LMQ_ECLOSED.
+ * What a failure means: if the WAL write itself fails (LMQ_ENOSPC, LMQ_EIO
+ * from the write) nothing was stored and the env goes on working. If the
+ * fdatasync fails, the env is failed (every later produce returns
+ * LMQ_EFAILED; close and reopen it): the messages of this call were written
+ * but their fate is unknown, exactly like a request that timed out. After
+ * the reopen they are either all present, once and intact, or all absent.
+ * Every other error means nothing was written.
  */
 LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
                         size_t n, lmq_id *out_ids, int sync);

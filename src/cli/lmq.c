@@ -32,7 +32,8 @@ static int fail(const char *what, int rc) {
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: lmq demo DIR\n"
+          "usage: lmq [--salvage] COMMAND DIR ...\n"
+          "       lmq demo DIR\n"
           "       lmq create|destroy DIR CHANNEL...\n"
           "       lmq channels DIR\n"
           "       lmq produce DIR CHANNEL [MESSAGE...]   (stdin lines if none)\n"
@@ -176,19 +177,33 @@ static int demo(const char *dir) {
 
 /* ------------------------------------------------------------- commands */
 
-static int open_dir(lmq_env **env, const char *dir) {
-  int rc = lmq_env_open(env, dir, NULL);
-  return rc ? fail("open", rc) : 0;
+/* Open dir; say on stderr when recovery cut a torn tail or skipped damage. */
+static int open_dir(lmq_env **env, const char *dir, unsigned flags) {
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.flags = flags;
+  int rc = lmq_env_open(env, dir, &o);
+  if (rc)
+    return fail("open", rc);
+  lmq_recovery_report r = LMQ_RECOVERY_REPORT_INIT;
+  if (lmq_env_recovery_get(&r, *env) == 0 && (r.cut_bytes || r.salvaged_regions))
+    fprintf(stderr, "lmq: recovery: %s\n", r.summary);
+  return 0;
 }
 
 int main(int argc, char **argv) {
+  unsigned flags = 0;
+  if (argc > 1 && !strcmp(argv[1], "--salvage")) {
+    flags |= LMQ_OPEN_SALVAGE;
+    argv++;
+    argc--;
+  }
   if (argc < 3)
     return usage();
   const char *cmd = argv[1], *dir = argv[2];
   if (!strcmp(cmd, "demo"))
     return demo(dir);
   lmq_env *env;
-  if (open_dir(&env, dir))
+  if (open_dir(&env, dir, flags))
     return 1;
   int rc = 0, status = 0;
   if (!strcmp(cmd, "create") || !strcmp(cmd, "destroy")) {
