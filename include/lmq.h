@@ -95,6 +95,9 @@ LMQ_API const char *lmq_errmsg(void);
 typedef uint64_t lmq_id;
 
 #define LMQ_ID_LOGICAL_BITS 18
+/* Valid IDs are 1..LMQ_ID_MAX (times up to about the year 2527). An ID
+ * outside that range coming from storage is reported as corruption. */
+#define LMQ_ID_MAX ((lmq_id)0x3FFFFFFFFFFFFFFFull)
 /* The wall-clock time (ms since the epoch) an ID was allocated at. */
 LMQ_API uint64_t lmq_id_time(lmq_id id);
 /* The smallest ID that lmq_id_time() maps to ms (for seeking to a time). */

@@ -192,6 +192,12 @@ int lmq__chan_load_all(lmq_env *env, MDB_txn *txn) {
       mdb_cursor_close(cur);
       return rc;
     }
+    if (lk > LMQ_ID_MAX || ch->last_id > LMQ_ID_MAX) {
+      chan_free(ch);
+      mdb_cursor_close(cur);
+      return lmq__error(LMQ_ECORRUPT, "channel '%s': stored message ID out of "
+                        "range", name);
+    }
     if (lk > ch->last_id)
       ch->last_id = lk;
     if (ch->last_id > env->last_id)
@@ -450,30 +456,53 @@ LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
 /* --------------------------------------------------------------------- */
 /* Tails                                                                 */
 
-int lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r) {
+/* Move the live entries to the front of the tail array (ch->mu held). */
+static void tail_compact(lmq_chan *ch) {
+  if (ch->thead == 0)
+    return;
+  memmove(ch->tail, ch->tail + ch->thead, (ch->tlen - ch->thead) * sizeof *ch->tail);
+  ch->tlen -= ch->thead;
+  ch->thead = 0;
+}
+
+/*
+ * Room for n more tail entries, taken before a record goes into the WAL:
+ * publishing can then never fail. (It used to be allocated at publish
+ * time; when that failed the messages were acknowledged but missing from
+ * the tail while later ones were in it, and consumers skipped them.)
+ * Invariant: (tlen - thead) + treserved <= tcap.
+ */
+int lmq__chan_reserve(lmq_chan *ch, size_t n) {
   pthread_mutex_lock(&ch->mu);
-  if (ch->tlen + r->count > ch->tcap) {
-    if (ch->thead > 0) {
-      memmove(ch->tail, ch->tail + ch->thead,
-              (ch->tlen - ch->thead) * sizeof *ch->tail);
-      ch->tlen -= ch->thead;
-      ch->thead = 0;
+  size_t need = ch->tlen - ch->thead + ch->treserved + n;
+  if (need > ch->tcap) {
+    size_t ncap = ch->tcap ? ch->tcap : 256;
+    while (ncap < need)
+      ncap *= 2;
+    tail_ent *nt = realloc(ch->tail, ncap * sizeof *nt);
+    if (!nt) {
+      pthread_mutex_unlock(&ch->mu);
+      return lmq__error(LMQ_ENOMEM, "out of memory for the tail of '%s'", ch->name);
     }
-    if (ch->tlen + r->count > ch->tcap) {
-      size_t ncap = ch->tcap ? ch->tcap : 256;
-      while (ncap < ch->tlen + r->count)
-        ncap *= 2;
-      tail_ent *nt = realloc(ch->tail, ncap * sizeof *nt);
-      if (!nt) {
-        /* Cannot index these messages in memory: they become visible when
-         * the applier has written them to LMDB. Make that happen soon. */
-        pthread_mutex_unlock(&ch->mu);
-        return LMQ_ENOMEM;
-      }
-      ch->tail = nt;
-      ch->tcap = ncap;
-    }
+    ch->tail = nt;
+    ch->tcap = ncap;
   }
+  ch->treserved += n;
+  pthread_mutex_unlock(&ch->mu);
+  return 0;
+}
+
+void lmq__chan_unreserve(lmq_chan *ch, size_t n) {
+  pthread_mutex_lock(&ch->mu);
+  ch->treserved -= n;
+  pthread_mutex_unlock(&ch->mu);
+}
+
+void lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r) {
+  pthread_mutex_lock(&ch->mu);
+  if (ch->tlen + r->count > ch->tcap)
+    tail_compact(ch); /* fits now: the room was reserved */
+  ch->treserved -= r->count;
   const unsigned char *p = c->buf + r->off;
   for (uint32_t i = 0; i < r->count; i++) {
     tail_ent *e = &ch->tail[ch->tlen++];
@@ -492,7 +521,6 @@ int lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r) {
   if (ch->waiters)
     pthread_cond_broadcast(&ch->cond);
   pthread_mutex_unlock(&ch->mu);
-  return 0;
 }
 
 void lmq__chan_trim(lmq_chan *ch, lmq_id upto) {

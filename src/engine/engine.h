@@ -38,13 +38,15 @@ typedef struct tail_ent {
 typedef struct lmq_group {
   struct lmq_group *next;
   char *name;
+  pthread_mutex_t commit_mu; /* persisting the cursor; destroy (see group.c) */
   pthread_mutex_t mu; /* serializes consumers of this group */
   lmq_id cursor;      /* next consume returns IDs >= cursor (under mu) */
   lmq_id committed;   /* last persisted cursor (under mu) */
   atomic_int dirty;   /* cursor moved since the last commit (read unlocked) */
   int efd;            /* eventfd: readable while messages wait (-1: none) */
   int efd_set;        /* efd currently signalled (under chan->mu) */
-  int dead;
+  int dead;           /* destroyed (set under mu and chan->mu) */
+  unsigned wake;      /* bumped by seek/destroy (under mu and chan->mu) */
 } lmq_group;
 
 struct lmq_chan {
@@ -61,6 +63,7 @@ struct lmq_chan {
   unsigned waiters;    /* consumers blocked on cond */
   tail_ent *tail;      /* published, not yet trimmed: [thead, tlen) */
   size_t thead, tlen, tcap;
+  size_t treserved;    /* entries reserved by records not yet published */
   uint64_t trim_gen; /* bumped whenever the tail is trimmed */
   lmq_id last_id;    /* newest published ID (0 = never) */
   uint64_t tbytes;   /* payload bytes in the tail (under mu) */
@@ -165,6 +168,8 @@ struct lmq_env {
 
   lmq_recovery_report recovery; /* what the last open's recovery did */
 
+  pthread_mutex_t commit_all_mu; /* one commit_all at a time (lock order) */
+
   /* counters */
   atomic_uint_fast64_t st_fsyncs, st_commits, st_produced;
 };
@@ -180,6 +185,8 @@ int lmq__env_check(lmq_env *env);
       return e__;                                                              \
   } while (0)
 int lmq__mdb_code(int rc, const char *what);
+/* rc is one of ours (LMQ_E*), not an LMDB or errno value. */
+static inline int lmq__is_lmq_code(int rc) { return rc < 0 && rc >= LMQ__ERR_LAST; }
 /* The env's metadata store (for the stream layer's channel service). */
 lmq_meta *lmq__env_meta(lmq_env *env);
 /* Make every committed LMDB transaction durable (the meta page too: the
@@ -245,15 +252,34 @@ lmq_chan **lmq__chan_snapshot(lmq_env *env, size_t *n, int with_retention);
 void lmq__chan_release(lmq_env *env, lmq_chan **list, size_t n);
 /* Apply retention limits (applier thread; own transaction). */
 int lmq__chan_retention(lmq_env *env, uint64_t now_ms);
-/* Publish a record's messages to the tail (leader). */
-int lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r);
+/* Reserve room in the tail for n messages before writing them (produce);
+ * give it back if they are not published. LMQ_ENOMEM. */
+int lmq__chan_reserve(lmq_chan *ch, size_t n);
+void lmq__chan_unreserve(lmq_chan *ch, size_t n);
+/* Publish a record's messages to the tail, into reserved room (leader). */
+void lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r);
 void lmq__chan_key(char *buf, const char *name); /* "c:" + name */
 /* Write the channel's "#sys" record with abytes applied bytes. */
 int lmq__chan_sys_put(lmq_env *env, MDB_txn *txn, lmq_chan *ch, uint64_t abytes);
 
 /* --- group.c */
+/* The largest key the metadata store takes everywhere (LMDB's limit). */
+#define LMQ__META_KEY_MAX 511
+#define LMQ__GROUP_KEY_MAX (2 * LMQ_NAME_MAX + 16)
 int lmq__groups_load(lmq_env *env, lmq_chan *ch);
 void lmq__groups_free(lmq_chan *ch);
+int lmq__group_key(char *buf, const char *chan, const char *group);
+/* Look up channel and group; on success the caller owns a channel ref. */
+int lmq__group_get(lmq_chan **chp, lmq_group **gp, lmq_env *env,
+                   const char *channel, const char *group);
+/* Write cursor to the metadata store (caller holds g->commit_mu only). */
+int lmq__group_persist(lmq_env *env, lmq_chan *ch, lmq_group *g, lmq_id cursor);
+/* Make the group's fd reflect whether messages wait (caller holds g->mu). */
+void lmq__group_fd_update(lmq_chan *ch, lmq_group *g);
+/* Wake the group's blocked consumers to recheck (g->mu and ch->mu held). */
+void lmq__group_wake_locked(lmq_chan *ch, lmq_group *g);
+
+/* --- cursor.c */
 /* Commit every dirty cursor (auto-commit and close). */
 int lmq__groups_commit_all(lmq_env *env);
 

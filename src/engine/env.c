@@ -40,8 +40,10 @@ int lmq__mdb_code(int rc, const char *what) {
   case MDB_VERSION_MISMATCH:
     return lmq__error(LMQ_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
   case MDB_DBS_FULL:
-    return lmq__error(LMQ_ELIMIT, "%s: too many channels (raise max_channels)",
-                      what);
+    return lmq__error(LMQ_ELIMIT, "%s: more channels than the max_channels "
+                      "option allows (raise max_channels)", what);
+  case MDB_READERS_FULL:
+    return lmq__error(LMQ_ELIMIT, "%s: too many concurrent readers", what);
   default:
     return lmq__error(LMQ_EIO, "%s: %s", what, mdb_strerror(rc));
   }
@@ -168,6 +170,7 @@ static void env_free(lmq_env *env) {
   lmq__unlock_dir(env->lockfd);
   pthread_mutex_destroy(&env->reg_mu);
   pthread_mutex_destroy(&env->ddl_mu);
+  pthread_mutex_destroy(&env->commit_all_mu);
   pthread_cond_destroy(&env->reg_cond);
   pthread_mutex_destroy(&env->wal_mu);
   pthread_cond_destroy(&env->wal_cond);
@@ -201,6 +204,7 @@ static lmq_env *env_alloc(const char *dir, const lmq_env_options *o) {
   env->wal_fd = -1;
   pthread_mutex_init(&env->reg_mu, NULL);
   pthread_mutex_init(&env->ddl_mu, NULL);
+  pthread_mutex_init(&env->commit_all_mu, NULL);
   pthread_cond_init(&env->reg_cond, NULL);
   pthread_mutex_init(&env->wal_mu, NULL);
   pthread_cond_init(&env->wal_cond, NULL);
@@ -257,12 +261,16 @@ static int open_lmdb(lmq_env *env) {
     rc = lmq__chan_load_all(env, txn);
   if (rc) {
     mdb_txn_abort(txn);
-    return rc < 0 ? rc : lmq__mdb_code(rc, "open");
+    return lmq__is_lmq_code(rc) ? rc : lmq__mdb_code(rc, "open");
   }
   if ((rc = mdb_txn_commit(txn)))
     return lmq__mdb_code(rc, "open");
   env->applied_seg = ap[0];
   env->applied_off = ap[1];
+  if (hwm > LMQ_ID_MAX || env->last_id > LMQ_ID_MAX)
+    return lmq__error(LMQ_ECORRUPT, "%s/data.mdb: stored message ID %llu is out "
+                      "of range", env->dir, (unsigned long long)
+                      (hwm > env->last_id ? hwm : env->last_id));
   if (hwm > env->last_id)
     env->last_id = hwm;
   return 0;
@@ -279,6 +287,12 @@ static int open_meta(lmq_env *env, const char *uri) {
   void *v = NULL;
   size_t vl = 0;
   int g = lmq_meta_get(env->meta, &v, &vl, NULL, META_HWM, strlen(META_HWM));
+  if (g == 0 && vl == 8 && lmq__get64(v) > LMQ_ID_MAX) {
+    unsigned long long bad = lmq__get64(v);
+    free(v);
+    return lmq__error(LMQ_ECORRUPT, "metadata store: ID high-water mark %llu is "
+                      "out of range", bad);
+  }
   if (g == 0 && vl == 8) {
     env->meta_hwm = lmq__get64(v);
     if (env->meta_hwm > env->last_id)

@@ -164,6 +164,7 @@ out_unlock:
   pthread_mutex_unlock(&env->io_mu);
   if (rc) {
     for (size_t i = 0; i < c->nrecs; i++) {
+      lmq__chan_unreserve(c->recs[i].ch, c->recs[i].count);
       lmq__chan_put(env, c->recs[i].ch);
       c->recs[i].ch = NULL;
     }
@@ -303,7 +304,7 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
   int rc = lmq__chan_get(&ch, env, channel);
   if (rc)
     return rc;
-  if ((rc = backpressure(env))) {
+  if ((rc = backpressure(env)) || (rc = lmq__chan_reserve(ch, n))) {
     lmq__chan_put(env, ch);
     return rc;
   }
@@ -316,12 +317,14 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
     pthread_cond_wait(&env->wal_cond, &env->wal_mu);
   if (atomic_load(&ch->dead)) {
     pthread_mutex_unlock(&env->wal_mu);
+    lmq__chan_unreserve(ch, n);
     lmq__chan_put(env, ch);
     return lmq__error(LMQ_ENOCHANNEL, "channel '%s' was destroyed", ch->name);
   }
   chunk *c = env->pending;
   if (chunk_reserve(c, size)) {
     pthread_mutex_unlock(&env->wal_mu);
+    lmq__chan_unreserve(ch, n);
     lmq__chan_put(env, ch);
     return lmq__error(LMQ_ENOMEM, "out of memory for a %zu-byte record", size);
   }
@@ -329,6 +332,13 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
   lmq_id first = lmq_id_from_time(lmq__now_ms());
   if (first <= env->last_id)
     first = env->last_id + 1;
+  if (first > LMQ_ID_MAX || n - 1 > LMQ_ID_MAX - first) {
+    pthread_mutex_unlock(&env->wal_mu);
+    lmq__chan_unreserve(ch, n);
+    lmq__chan_put(env, ch);
+    return lmq__error(LMQ_ELIMIT, "message IDs are exhausted (the clock or the "
+                      "stored high-water mark is past LMQ_ID_MAX)");
+  }
   env->last_id = first + n - 1;
   unsigned char *rec = c->buf + c->len;
   unsigned char *p = lmq__wal_rec_begin(rec, size, ch->name, ch->name_len,

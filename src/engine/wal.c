@@ -1,6 +1,7 @@
 /* wal.c - WAL record codec and segment listing (see wal.h). */
 #include "config.h"
 #include "engine/wal.h"
+#include "lmq.h"
 #include "common/error.h"
 
 #include <dirent.h>
@@ -76,7 +77,12 @@ static int decode_produce(lmq_wal_rec *rec, const unsigned char *p,
       return 0;
     q += 4 + l;
   }
-  return q == end && rec->count != 0;
+  /* IDs outside 1..LMQ_ID_MAX never come from a real produce: a record
+   * carrying them is damaged (and would make cursors wrap). */
+  if (rec->first_id == 0 || rec->count == 0 || rec->first_id > LMQ_ID_MAX ||
+      rec->count - 1 > LMQ_ID_MAX - rec->first_id)
+    return 0;
+  return q == end;
 }
 
 int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
