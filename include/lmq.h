@@ -271,7 +271,8 @@ typedef struct lmq_buf {
  * the policy says.
  * Errors: LMQ_EINVAL, LMQ_ENOCHANNEL, LMQ_ETOOBIG (a payload above
  * max_message_size), LMQ_ENOSPC, LMQ_EIO, LMQ_EFAILED (an fsync failed
- * earlier: reopen the env), LMQ_EMAPFULL (the store is full), LMQ_ECLOSED.
+ * earlier: reopen the env), LMQ_EMAPFULL (the store is full), LMQ_ECLOSED,
+ * LMQ_ELIMIT (IDs exhausted: the clock is past LMQ_ID_MAX's time).
  * What a failure means: if the WAL write itself fails (LMQ_ENOSPC, LMQ_EIO
  * from the write) nothing was stored and the env goes on working. If the
  * fdatasync fails, the env is failed (every later produce returns
@@ -296,10 +297,16 @@ enum lmq_start { LMQ_START_EARLIEST = 0, LMQ_START_LATEST = 1 };
 
 /* Create a group on channel, its cursor at the earliest retained message or
  * after the latest. Creating an existing group succeeds and leaves its cursor
- * alone. Errors: LMQ_ENOCHANNEL, LMQ_EINVAL. */
+ * alone. The channel and group names together may have at most 504 bytes
+ * (they form one metadata key). Durable when it returns; on failure nothing
+ * is created. Errors: LMQ_ENOCHANNEL, LMQ_EINVAL, LMQ_ETOOBIG (names too
+ * long together), LMQ_EUNAVAIL, LMQ_EIO. */
 LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
                              const char *group, int start);
-/* Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EINVAL. */
+/* Destroy a group: its blocked consumers wake with LMQ_ENOGROUP, and no
+ * commit, ack or seek racing it can bring it back. Durable when it returns;
+ * on failure the group stays as it was.
+ * Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EINVAL, LMQ_EUNAVAIL, LMQ_EIO. */
 LMQ_API int lmq_group_destroy(lmq_env *env, const char *channel,
                               const char *group);
 /* 1, 0, or a negative code. */
@@ -343,14 +350,19 @@ LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
  * request per 128 groups). Errors: LMQ_EUNAVAIL, LMQ_EIO, LMQ_ENOMEM.
  */
 LMQ_API int lmq_group_commit_all(lmq_env *env);
-/* Persist the cursor as "everything up to and including id is done". */
+/* Persist the cursor as "everything up to and including id is done"
+ * (1 <= id <= LMQ_ID_MAX, else LMQ_EINVAL). Does not move the cursor
+ * consumers read from. */
 LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
                     lmq_id id);
 
 /*
  * Seeks. The next consume starts at the first message with ID >= id
- * (backward or forward; before the earliest lands on the earliest). Seeks are
- * committed like lmq_group_commit(). Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP.
+ * (backward or forward; before the earliest lands on the earliest; past the
+ * newest means "from the next message produced", whatever ID it gets).
+ * Seeks are committed like lmq_group_commit() and wake the group's blocked
+ * consumers. A seek that fails (the store is unavailable) changes nothing.
+ * Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EINVAL, LMQ_EUNAVAIL, LMQ_EIO.
  */
 LMQ_API int lmq_seek(lmq_env *env, const char *channel, const char *group,
                      lmq_id id);
