@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static etcd_harness eh;
 static char *dir;
@@ -133,5 +134,53 @@ Test(engine_etcd, ids_stay_above_the_stores_high_water_mark_after_data_loss) {
   cr_assert_eq(lmq_channel_create(env, "c"), 0);
   lmq_id next = put_str(env, "c", "y");
   cr_assert_gt(next, last);
+  lmq_env_close(env);
+}
+
+/* Auto-commit and the high-water-mark mirror used to run on the applier,
+ * holding group mutexes across etcd retries: with etcd away, consumers of a
+ * dirty group waited for the whole timeout (1.8-2.0 s with 2 s) and the WAL
+ * apply stalled. A failed seek also moved the cursor, and a failed channel
+ * create left the channel in place. */
+Test(engine_etcd, etcd_away_stalls_nothing_and_failed_calls_change_nothing) {
+  lmq_env *env = open_etcd();
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  cr_assert_eq(lmq_group_create(env, "c", "g", LMQ_START_EARLIEST), 0);
+  for (int i = 0; i < 3000; i++) {
+    lmq_buf b = {"x", 1};
+    cr_assert_eq(lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_NONE), 0);
+  }
+  cr_assert_eq(eh_stop(&eh), 0);
+  uint64_t worst_c = 0, worst_p = 0, end = now_ms() + 2500;
+  while (now_ms() < end) {
+    uint64_t t0 = now_ms();
+    lmq_msgs *m;
+    cr_assert_eq(lmq_consume(&m, env, "c", "g", 1, 0), 1, "%s", lmq_errmsg());
+    lmq_msgs_free(m);
+    uint64_t t1 = now_ms();
+    lmq_buf b = {"y", 1};
+    cr_assert_eq(lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_NONE), 0);
+    uint64_t t2 = now_ms();
+    if (t1 - t0 > worst_c)
+      worst_c = t1 - t0;
+    if (t2 - t1 > worst_p)
+      worst_p = t2 - t1;
+    usleep(2000);
+  }
+  cr_assert_lt(worst_c, 500, "a consume waited %llu ms on etcd",
+               (unsigned long long)worst_c);
+  cr_assert_lt(worst_p, 500, "a produce waited %llu ms on etcd",
+               (unsigned long long)worst_p);
+  lmq_group_stats before, after;
+  cr_assert_eq(lmq_group_stats_get(&before, env, "c", "g"), 0);
+  cr_assert_eq(lmq_seek_earliest(env, "c", "g"), LMQ_EUNAVAIL);
+  cr_assert_eq(lmq_group_stats_get(&after, env, "c", "g"), 0);
+  cr_assert_eq(after.cursor, before.cursor, "a failed seek moved the cursor");
+  cr_assert_eq(lmq_channel_create(env, "d"), LMQ_EUNAVAIL, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_exists(env, "d"), 0, "a failed create left 'd'");
+  cr_assert_eq(eh_restart(&eh), 0, "%s", eh.err);
+  lmq_env_close(env);
+  env = open_etcd();
+  cr_assert_eq(lmq_channel_exists(env, "d"), 0, "'d' exists after reopen");
   lmq_env_close(env);
 }

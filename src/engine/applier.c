@@ -109,26 +109,11 @@ fail:
 }
 
 
-/* Mirror the ID high-water mark into the metadata store. Best effort: the
- * authoritative copy is in #sys; this one keeps IDs above every cursor kept
- * in a shared store even if the data directory goes back in time. */
-static void mirror_hwm(lmq_env *env) {
-  pthread_mutex_lock(&env->wal_mu);
-  lmq_id hwm = env->last_id;
-  pthread_mutex_unlock(&env->wal_mu);
-  if (hwm == env->meta_hwm)
-    return;
-  unsigned char v[8];
-  lmq__put64(v, hwm);
-  if (lmq_meta_put(env->meta, META_HWM, strlen(META_HWM), v, 8) == 0)
-    env->meta_hwm = hwm;
-}
-
 int lmq__checkpoint(lmq_env *env) {
   int rc = mdb_env_sync(env->mdb, 1);
   if (rc)
     return lmq__mdb_code(rc, "checkpoint sync");
-  mirror_hwm(env);
+  lmq__committer_kick(env); /* mirror the ID high-water mark, off this thread */
   /* Every segment before the applied one is fully in LMDB now. */
   uint64_t *segs;
   size_t n;
@@ -171,7 +156,7 @@ static void interval_sync(lmq_env *env, uint64_t now) {
 
 void *lmq__applier_main(void *arg) {
   lmq_env *env = arg;
-  uint64_t epoch = 0, last_commit = lmq__mono_ns(), last_retention = 0;
+  uint64_t epoch = 0, last_retention = 0;
   pthread_mutex_lock(&env->app_mu);
   for (;;) {
     uint64_t now = lmq__mono_ns();
@@ -202,11 +187,6 @@ void *lmq__applier_main(void *arg) {
       if (now - last_retention >= 1000000000u) {
         lmq__chan_retention(env, lmq__now_ms());
         last_retention = now;
-      }
-      if (env->opt.autocommit_ms &&
-          now - last_commit >= (uint64_t)env->opt.autocommit_ms * 1000000u) {
-        lmq__groups_commit_all(env);
-        last_commit = now;
       }
       pthread_mutex_lock(&env->app_mu);
       continue;

@@ -108,7 +108,13 @@ struct lmq_env {
   MDB_env *mdb;
   MDB_dbi sysdbi; /* "#sys": applied position, channel records, hwm */
   lmq_meta *meta;
-  lmq_id meta_hwm; /* high-water mark last mirrored to meta (applier) */
+  _Atomic lmq_id meta_hwm; /* high-water mark last mirrored to meta */
+  /* the committer thread (committer.c) */
+  pthread_t committer;
+  int committer_started;
+  pthread_mutex_t cm_mu;
+  pthread_cond_t cm_cond;
+  int cm_stop, cm_hwm;
   atomic_int closed;
 
   /* channel registry */
@@ -222,6 +228,12 @@ int lmq__apply_flush(lmq_env *env, int ckpt);
 /* Sync LMDB and retire the segments wholly before the applied position
  * (applier thread, or after it stopped). */
 int lmq__checkpoint(lmq_env *env);
+
+/* --- committer.c: metadata-store work off the applier */
+int lmq__committer_start(lmq_env *env);
+void lmq__committer_stop(lmq_env *env);
+void lmq__committer_kick(lmq_env *env); /* mirror the ID high-water mark */
+void lmq__mirror_hwm(lmq_env *env);
 
 /* --- wal_seg.c (io_mu held, or before the env is shared) */
 void lmq__wal_spares_scan(lmq_env *env);

@@ -171,6 +171,8 @@ static void env_free(lmq_env *env) {
   pthread_mutex_destroy(&env->reg_mu);
   pthread_mutex_destroy(&env->ddl_mu);
   pthread_mutex_destroy(&env->commit_all_mu);
+  pthread_mutex_destroy(&env->cm_mu);
+  pthread_cond_destroy(&env->cm_cond);
   pthread_cond_destroy(&env->reg_cond);
   pthread_mutex_destroy(&env->wal_mu);
   pthread_cond_destroy(&env->wal_cond);
@@ -205,6 +207,8 @@ static lmq_env *env_alloc(const char *dir, const lmq_env_options *o) {
   pthread_mutex_init(&env->reg_mu, NULL);
   pthread_mutex_init(&env->ddl_mu, NULL);
   pthread_mutex_init(&env->commit_all_mu, NULL);
+  pthread_mutex_init(&env->cm_mu, NULL);
+  cond_init_mono(&env->cm_cond);
   pthread_cond_init(&env->reg_cond, NULL);
   pthread_mutex_init(&env->wal_mu, NULL);
   pthread_cond_init(&env->wal_cond, NULL);
@@ -348,6 +352,11 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
     goto fail;
   }
   env->applier_started = 1;
+  if (lmq__committer_start(env)) {
+    rc = lmq__error(LMQ_ENOMEM, "cannot start the committer thread");
+    env_shutdown(env);
+    return rc;
+  }
   if (live_add(env)) {
     rc = lmq__error(LMQ_ENOMEM, "out of memory");
     env_shutdown(env);
@@ -362,6 +371,7 @@ fail:
 
 static void env_shutdown(lmq_env *env) {
   atomic_store(&env->closed, 1);
+  lmq__committer_stop(env);
   if (env->applier_started) {
     lmq__apply_flush(env, 0);
     if (env->opt.autocommit_ms) /* explicit-commit users keep control */
@@ -372,8 +382,8 @@ static void env_shutdown(lmq_env *env) {
     pthread_cond_signal(&env->app_cond);
     pthread_mutex_unlock(&env->app_mu);
     pthread_join(env->applier, NULL);
-    if (!env->app_err && !atomic_load(&env->failed))
-      lmq__checkpoint(env);
+    if (!env->app_err && !atomic_load(&env->failed) && !lmq__checkpoint(env))
+      lmq__mirror_hwm(env); /* the committer is gone: do it here */
   }
   /* Chunks the applier could not take (apply failing) keep their data in
    * the WAL; recovery replays them on the next open. */
