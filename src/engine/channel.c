@@ -228,6 +228,24 @@ static int meta_chan_key(char *buf, const char *name) {
   return snprintf(buf, LMQ_NAME_MAX + 8, "chan/%s", name);
 }
 
+/* Drop the channel's sub-database and "#sys" record, durably. */
+static int drop_lmdb(lmq_env *env, lmq_chan *ch) {
+  MDB_txn *txn;
+  int rc;
+  if (!(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
+    char key[LMQ_NAME_MAX + 3];
+    lmq__chan_key(key, ch->name);
+    MDB_val k = {ch->name_len + 2, key};
+    if ((rc = mdb_drop(txn, ch->dbi, 1)) ||
+        ((rc = mdb_del(txn, env->sysdbi, &k, NULL)) && rc != MDB_NOTFOUND))
+      mdb_txn_abort(txn);
+    else
+      rc = mdb_txn_commit(txn);
+  }
+  return rc ? lmq__mdb_code(rc, "destroy channel")
+            : lmq__mdb_durable(env, "destroy channel");
+}
+
 LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
   lmq__error_clear();
   LMQ__ENV_CHECK(env);
@@ -301,17 +319,24 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
     pthread_mutex_unlock(&env->ddl_mu);
     return rc;
   }
-  pthread_mutex_lock(&env->reg_mu);
-  reg_insert_locked(env, ch);
-  pthread_mutex_unlock(&env->reg_mu);
-  /* The metadata store gets a descriptive copy (LMDB is authoritative). */
+  /* The metadata store gets a descriptive copy (LMDB is authoritative). If
+   * that fails, undo the create: a failed call leaves nothing behind. */
   char mk[LMQ_NAME_MAX + 8];
   unsigned char mv[16];
   lmq__put64(mv, ch->created_ms);
   lmq__put64(mv + 8, ch->incarnation);
   rc = lmq_meta_put(env->meta, mk, (size_t)meta_chan_key(mk, name), mv, sizeof mv);
+  if (rc) {
+    drop_lmdb(env, ch);
+    chan_free(ch);
+    pthread_mutex_unlock(&env->ddl_mu);
+    return rc;
+  }
+  pthread_mutex_lock(&env->reg_mu);
+  reg_insert_locked(env, ch);
+  pthread_mutex_unlock(&env->reg_mu);
   pthread_mutex_unlock(&env->ddl_mu);
-  return rc;
+  return 0;
 }
 
 LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
@@ -346,19 +371,7 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
     pthread_cond_wait(&env->reg_cond, &env->reg_mu);
   pthread_mutex_unlock(&env->reg_mu);
   /* Nobody else uses the channel or its dbi handle now. */
-  MDB_txn *txn;
-  if (!(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
-    char key[LMQ_NAME_MAX + 3];
-    lmq__chan_key(key, ch->name);
-    MDB_val k = {ch->name_len + 2, key};
-    if ((rc = mdb_drop(txn, ch->dbi, 1)) ||
-        ((rc = mdb_del(txn, env->sysdbi, &k, NULL)) && rc != MDB_NOTFOUND))
-      mdb_txn_abort(txn);
-    else
-      rc = mdb_txn_commit(txn);
-  }
-  rc = rc ? lmq__mdb_code(rc, "destroy channel")
-          : lmq__mdb_durable(env, "destroy channel");
+  rc = drop_lmdb(env, ch);
   char mk[LMQ_NAME_MAX + 8];
   int mrc = lmq_meta_del(env->meta, mk, (size_t)meta_chan_key(mk, name));
   if (!mrc) {
