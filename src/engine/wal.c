@@ -1,14 +1,8 @@
-/* wal.c - WAL record codec and segment listing (see wal.h). */
+/* wal.c - the WAL record codec (see wal.h): pure, no I/O, fuzzed. */
 #include "config.h"
 #include "engine/wal.h"
 #include "lmq.h"
-#include "common/error.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -126,55 +120,3 @@ int lmq__wal_rec_next(const lmq_wal_rec *rec, size_t *pos,
   return 1;
 }
 
-void lmq__wal_seg_path(char *buf, size_t len, const char *waldir, uint64_t seq) {
-  snprintf(buf, len, "%s/%016" PRIu64 ".log", waldir, seq);
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-int lmq__wal_list(uint64_t **out, size_t *n, const char *waldir) {
-  DIR *d = opendir(waldir);
-  if (!d)
-    return lmq__error(lmq__errno_code(errno), "opendir %s: %s", waldir,
-                      strerror(errno));
-  size_t cnt = 0, cap = 0;
-  uint64_t *arr = NULL;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    const char *s = de->d_name;
-    size_t l = strlen(s);
-    if (l != 20 || strcmp(s + 16, ".log"))
-      continue;
-    uint64_t v = 0;
-    int ok = 1;
-    for (int i = 0; i < 16; i++) {
-      if (s[i] < '0' || s[i] > '9') {
-        ok = 0;
-        break;
-      }
-      v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (!ok)
-      continue;
-    if (cnt == cap) {
-      cap = cap ? cap * 2 : 8;
-      uint64_t *na = realloc(arr, cap * sizeof *na);
-      if (!na) {
-        free(arr);
-        closedir(d);
-        return lmq__error(LMQ_ENOMEM, "out of memory");
-      }
-      arr = na;
-    }
-    arr[cnt++] = v;
-  }
-  closedir(d);
-  if (cnt)
-    qsort(arr, cnt, sizeof *arr, cmp_u64);
-  *out = arr;
-  *n = cnt;
-  return 0;
-}

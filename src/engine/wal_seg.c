@@ -14,7 +14,10 @@
 #include "common/error.h"
 #include "common/os.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -146,4 +149,57 @@ int lmq__wal_roll(lmq_env *env) {
   /* Nothing may follow the END in this segment from now on. */
   env->wal_ended = 1;
   return lmq__wal_open_seg(env, env->wal_seg + 1);
+}
+
+void lmq__wal_seg_path(char *buf, size_t len, const char *waldir, uint64_t seq) {
+  snprintf(buf, len, "%s/%016" PRIu64 ".log", waldir, seq);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int lmq__wal_list(uint64_t **out, size_t *n, const char *waldir) {
+  DIR *d = opendir(waldir);
+  if (!d)
+    return lmq__error(lmq__errno_code(errno), "opendir %s: %s", waldir,
+                      strerror(errno));
+  size_t cnt = 0, cap = 0;
+  uint64_t *arr = NULL;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    const char *s = de->d_name;
+    size_t l = strlen(s);
+    if (l != 20 || strcmp(s + 16, ".log"))
+      continue;
+    uint64_t v = 0;
+    int ok = 1;
+    for (int i = 0; i < 16; i++) {
+      if (s[i] < '0' || s[i] > '9') {
+        ok = 0;
+        break;
+      }
+      v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (!ok)
+      continue;
+    if (cnt == cap) {
+      cap = cap ? cap * 2 : 8;
+      uint64_t *na = realloc(arr, cap * sizeof *na);
+      if (!na) {
+        free(arr);
+        closedir(d);
+        return lmq__error(LMQ_ENOMEM, "out of memory");
+      }
+      arr = na;
+    }
+    arr[cnt++] = v;
+  }
+  closedir(d);
+  if (cnt)
+    qsort(arr, cnt, sizeof *arr, cmp_u64);
+  *out = arr;
+  *n = cnt;
+  return 0;
 }
