@@ -154,6 +154,47 @@ static void interval_sync(lmq_env *env, uint64_t now) {
   pthread_mutex_unlock(&env->io_mu);
 }
 
+/*
+ * The next batch to apply: the whole queue when a flush (or close) wants
+ * everything, else a prefix of at most apply_bytes (at least one chunk), so
+ * that transactions stay bounded and retention interleaves with applies.
+ * app_mu held.
+ */
+static chunk *take_batch(lmq_env *env, int all) {
+  chunk *list = env->aq_head;
+  if (!list)
+    return NULL;
+  if (all) {
+    env->aq_head = env->aq_tail = NULL;
+    return list;
+  }
+  chunk *last = list;
+  uint64_t bytes = list->len;
+  while (last->next && bytes + last->next->len <= env->opt.apply_bytes) {
+    last = last->next;
+    bytes += last->len;
+  }
+  env->aq_head = last->next;
+  if (!env->aq_head)
+    env->aq_tail = NULL;
+  last->next = NULL;
+  return list;
+}
+
+/* Interval fsyncs and retention, on their own clocks (no lock held). */
+static void duties(lmq_env *env, uint64_t *last_retention, int map_full) {
+  uint64_t now = lmq__mono_ns();
+  interval_sync(env, now);
+  /* Age limits are checked once a second; a byte limit as soon as an apply
+   * crossed it, so what is retained stays within the limit plus about one
+   * apply at any produce rate. */
+  uint64_t every = map_full ? 20000000u : 1000000000u;
+  if (now - *last_retention >= every || lmq__chan_over_limit(env)) {
+    lmq__chan_retention(env, lmq__now_ms());
+    *last_retention = now;
+  }
+}
+
 void *lmq__applier_main(void *arg) {
   lmq_env *env = arg;
   uint64_t epoch = 0, last_retention = 0;
@@ -182,19 +223,13 @@ void *lmq__applier_main(void *arg) {
       }
       pthread_cond_timedwait(&env->app_cond, &env->app_mu, &ts);
       pthread_mutex_unlock(&env->app_mu);
-      now = lmq__mono_ns();
-      interval_sync(env, now);
-      if (now - last_retention >= 1000000000u) {
-        lmq__chan_retention(env, lmq__now_ms());
-        last_retention = now;
-      }
+      duties(env, &last_retention, 0);
       pthread_mutex_lock(&env->app_mu);
       continue;
     }
     uint64_t req = env->flush_req;
     int want_ckpt = env->ckpt_req > env->flush_done;
-    chunk *list = env->aq_head;
-    env->aq_head = env->aq_tail = NULL;
+    chunk *list = take_batch(env, want_flush || env->stop);
     pthread_mutex_unlock(&env->app_mu);
 
     int rc = 0;
@@ -222,6 +257,10 @@ void *lmq__applier_main(void *arg) {
     int crc = 0;
     if (!rc && (want_ckpt || env->ckpt_bytes >= env->opt.checkpoint_bytes))
       crc = lmq__checkpoint(env);
+    /* Under load the idle branch above never runs: do the timed duties
+     * between applies too, and run retention at once when the map is full,
+     * as it is what frees the pages the failing apply needs. */
+    duties(env, &last_retention, rc == LMQ_EMAPFULL);
     pthread_mutex_lock(&env->app_mu);
     if (list && rc) {
       /* Put the chunks back in front: they stay in the tails and the WAL,

@@ -579,6 +579,19 @@ void lmq__chan_release(lmq_env *env, lmq_chan **list, size_t n) {
   free(list);
 }
 
+int lmq__chan_over_limit(lmq_env *env) {
+  int over = 0;
+  pthread_mutex_lock(&env->reg_mu);
+  for (size_t i = 0; i < env->hcap && !over; i++)
+    for (lmq_chan *c = env->htab[i]; c && !over; c = c->hnext) {
+      pthread_mutex_lock(&c->mu);
+      over = c->ret_bytes && atomic_load(&c->abytes) + c->tbytes > c->ret_bytes;
+      pthread_mutex_unlock(&c->mu);
+    }
+  pthread_mutex_unlock(&env->reg_mu);
+  return over;
+}
+
 int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
   size_t n;
   lmq_chan **list = lmq__chan_snapshot(env, &n, 1);

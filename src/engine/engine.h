@@ -262,6 +262,8 @@ void lmq__chan_trim(lmq_chan *ch, lmq_id upto);
  * lmq__chan_release(). */
 lmq_chan **lmq__chan_snapshot(lmq_env *env, size_t *n, int with_retention);
 void lmq__chan_release(lmq_env *env, lmq_chan **list, size_t n);
+/* 1 if a channel holds more than its byte limit (applier, after applies). */
+int lmq__chan_over_limit(lmq_env *env);
 /* Apply retention limits (applier thread; own transaction). */
 int lmq__chan_retention(lmq_env *env, uint64_t now_ms);
 /* Reserve room in the tail for n messages before writing them (produce);
