@@ -12,11 +12,14 @@
  * A plain TAP program. Environment (defaults: the make-check budget;
  * PLSIM_LONG=1 switches to the long sweep's):
  *   PLSIM_PRELOAD, PLSIM_WORKLOAD  the built .so and workload (make sets them)
- *   PLSIM_SEEDS=1,2   PLSIM_STEPS=100   PLSIM_VARIANTS=4   PLSIM_JOBS=2
- *   PLSIM_WRITE_EVERY=40 (0: no write crash points; 1: every write)
- *   PLSIM_MAX_STATES=1200 per seed (points are thinned evenly beyond it)
+ *   PLSIM_SEEDS=1,2,3 (long: 1..12)   PLSIM_STEPS=300 (600)
+ *   PLSIM_VARIANTS=6 (12)   PLSIM_JOBS=2
+ *   PLSIM_WRITE_EVERY=4 (1); 0: no write crash points; 1: every write
+ *   PLSIM_MAX_STATES=4000 (0 = all) per seed: beyond it points are thinned
+ *   evenly, except the first 40 (the first LMDB initialization)
  *   PLSIM_TIMEOUT=30 seconds per state   PLSIM_KEEP=1 keeps failing states
- *   PLSIM_SKIP_FAULT=1 skips the fault test
+ *   PLSIM_SKIP_FAULT=1 skips the fault test   PLSIM_VERBOSE=1 prints every
+ *   failure
  */
 #define _GNU_SOURCE
 #include "plsim/check.h"
@@ -108,6 +111,7 @@ static int run_workload(char *const argv[], const char *root, const char *trace,
 static struct {
   char kind[32];
   long states;
+  long byvar[3]; /* durable-only, all-written, random */
   char example[1024];
 } kinds[MAXKINDS];
 static int nkinds;
@@ -119,10 +123,11 @@ typedef struct job {
   pid_t pid;
   char out[4200];
   char desc[512];
+  int vkind;
 } job;
 
 static job jobs[16];
-static int njobs, maxjobs;
+static int njobs, maxjobs, verbose;
 
 static void record(job *j, int st) {
   total_states++;
@@ -150,7 +155,10 @@ static void record(job *j, int st) {
     if (k < MAXKINDS && !seen[k]) {
       seen[k] = 1;
       kinds[k].states++;
+      kinds[k].byvar[j->vkind]++;
     }
+    if (verbose)
+      printf("# FAIL %s: [%s] %s\n", j->desc, line, tab + 1);
     if (nfirst < 5)
       snprintf(first_fail[nfirst++], sizeof first_fail[0], "%s: [%s] %s",
                j->desc, line, tab + 1);
@@ -170,8 +178,10 @@ static void record(job *j, int st) {
                j->desc, st);
       nkinds++;
     }
-    if (k < MAXKINDS)
+    if (k < MAXKINDS) {
       kinds[k].states++;
+      kinds[k].byvar[j->vkind]++;
+    }
     failed = 1;
   }
   if (failed)
@@ -202,6 +212,7 @@ static void spawn(const pl_model *m, const pl_variant *v, const char *desc,
   job *j = &jobs[njobs];
   snprintf(j->out, sizeof j->out, "%s.out", dir);
   snprintf(j->desc, sizeof j->desc, "%s", desc);
+  j->vkind = v->kind;
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
@@ -299,7 +310,8 @@ static int sweep_seed(long seed, long steps, int nvar, long write_every,
   pl_model *m = pl_model_new();
   size_t pi = 0;
   for (size_t i = 0; i <= t.n; i++) {
-    if (pt[i] && (pi++ % keep_every == 0 || i == t.n)) {
+    /* Thinning spares the first points: the first LMDB initialization. */
+    if (pt[i] && (pi < 40 || pi % keep_every == 0 || i == t.n) && (pi++, 1)) {
       char le[160];
       last_event(m, le, sizeof le);
       for (int v = 0; v < nvar; v++) {
@@ -353,7 +365,8 @@ static int fault_test(const char *var) {
   char root[4200], trace[4200], events[4200], out[4200];
   int result = -1;
   char verdict[1024] = "";
-  for (long n = 3; n < 60 && result < 0; n += 2) {
+  /* Start past the open and the first produces, so some are acknowledged. */
+  for (long n = 24; n < 200 && result < 0; n += 3) {
     snprintf(root, sizeof root, "%s/fault-%s-%ld", base, var, n);
     snprintf(trace, sizeof trace, "%s.trace", root);
     snprintf(events, sizeof events, "%s.events", root);
@@ -405,15 +418,16 @@ int main(void) {
   int lng = envnum("PLSIM_LONG", 0) != 0;
   const char *seeds = getenv("PLSIM_SEEDS");
   if (!seeds || !*seeds)
-    seeds = lng ? "1,2,3,4,5,6,7,8,9,10,11,12" : "1,2";
-  long steps = envnum("PLSIM_STEPS", lng ? 300 : 100);
-  int nvar = (int)envnum("PLSIM_VARIANTS", lng ? 12 : 4);
-  long write_every = envnum("PLSIM_WRITE_EVERY", lng ? 1 : 40);
-  long max_states = envnum("PLSIM_MAX_STATES", lng ? 0 : 1200);
+    seeds = lng ? "1,2,3,4,5,6,7,8,9,10,11,12" : "1,2,3";
+  long steps = envnum("PLSIM_STEPS", lng ? 600 : 300);
+  int nvar = (int)envnum("PLSIM_VARIANTS", lng ? 12 : 6);
+  long write_every = envnum("PLSIM_WRITE_EVERY", lng ? 1 : 4);
+  long max_states = envnum("PLSIM_MAX_STATES", lng ? 0 : 4000);
   long timeout = envnum("PLSIM_TIMEOUT", 30);
   int keep = envnum("PLSIM_KEEP", 0) != 0;
   int skip_fault = envnum("PLSIM_SKIP_FAULT", 0) != 0;
   maxjobs = (int)envnum("PLSIM_JOBS", 2);
+  verbose = envnum("PLSIM_VERBOSE", 0) != 0;
   if (maxjobs < 1 || maxjobs > 16)
     maxjobs = 2;
   if (nvar < 2)
@@ -433,8 +447,9 @@ int main(void) {
   printf("# checked %ld states, %ld failed (%.1fs, %.1f states/s)\n", total_states,
          total_failed, dt, dt > 0 ? (double)total_states / dt : 0.0);
   for (int k = 0; k < nkinds; k++)
-    printf("#   %-20s %6ld states; e.g. %s\n", kinds[k].kind, kinds[k].states,
-           kinds[k].example);
+    printf("#   %-20s %6ld states (durable-only %ld, all-written %ld, random %ld)"
+           "\n#       e.g. %s\n", kinds[k].kind, kinds[k].states, kinds[k].byvar[0],
+           kinds[k].byvar[1], kinds[k].byvar[2], kinds[k].example);
   for (int i = 0; i < nfirst; i++)
     printf("# failure %d: %s\n", i + 1, first_fail[i]);
   if (!skip_fault) {
