@@ -468,7 +468,8 @@ int pl_model_materialize(const pl_model *m, const pl_variant *v, const char *dir
   }
   ns t = {0};
   build_ns(m, c, &t);
-  qsort(t.e, t.n, sizeof *t.e, by_len);
+  if (t.n)
+    qsort(t.e, t.n, sizeof *t.e, by_len);
   bytes b = {0};
   char path[8192];
   int rc = 0;
