@@ -17,7 +17,8 @@
  *   PLSIM_WRITE_EVERY=4 (1); 0: no write crash points; 1: every write
  *   PLSIM_MAX_STATES=4000 (0 = all) per seed: beyond it points are thinned
  *   evenly, except the first 40 (the first LMDB initialization)
- *   PLSIM_TIMEOUT=30 seconds per state   PLSIM_KEEP=1 keeps failing states
+ *   PLSIM_TIMEOUT=30 seconds per state
+ *   PLSIM_KEEP=1 keeps the first 20 failing states and the traces
  *   PLSIM_SKIP_FAULT=1 skips the fault test   PLSIM_VERBOSE=1 prints every
  *   failure
  */
@@ -123,11 +124,12 @@ typedef struct job {
   pid_t pid;
   char out[1200];
   char desc[512];
+  char dir[1100];
   int vkind;
 } job;
 
 static job jobs[16];
-static int njobs, maxjobs, verbose;
+static int njobs, maxjobs, verbose, keep, nkept;
 
 static void record(job *j, int st) {
   total_states++;
@@ -186,6 +188,13 @@ static void record(job *j, int st) {
   }
   if (failed)
     total_failed++;
+  /* Keep the first 20 failing states (each is a whole data directory). */
+  if (failed && keep && nkept < 20) {
+    nkept++;
+    printf("# kept failing state %s (%s)\n", j->dir, j->desc);
+  } else if (keep) {
+    rm_rf(j->dir);
+  }
   unlink(j->out);
 }
 
@@ -206,13 +215,14 @@ static void reap(int block) {
 }
 
 static void spawn(const pl_model *m, const pl_variant *v, const char *desc,
-                  const char *dir, long timeout, int keep) {
+                  const char *dir, long timeout) {
   while (njobs >= maxjobs)
     reap(1);
   job *j = &jobs[njobs];
   snprintf(j->out, sizeof j->out, "%s.out", dir);
   snprintf(j->desc, sizeof j->desc, "%s", desc);
   j->vkind = v->kind;
+  snprintf(j->dir, sizeof j->dir, "%s", dir);
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
@@ -228,10 +238,8 @@ static void spawn(const pl_model *m, const pl_variant *v, const char *desc,
     size_t len;
     const char *ev = pl_model_events(m, &len);
     int f = pl_check(dir, ev, len, out);
-    if (f && keep)
-      fprintf(stderr, "# kept failing state %s (%s)\n", dir, desc);
-    else
-      rm_rf(dir);
+    if (!f || !keep)
+      rm_rf(dir); /* a failing one is kept or removed by the parent */
     fclose(out);
     _exit(f ? 1 : 0);
   }
@@ -261,7 +269,7 @@ static void last_event(const pl_model *m, char *buf, size_t len) {
 }
 
 static int sweep_seed(long seed, long steps, int nvar, long write_every,
-                      long max_states, long timeout, int keep) {
+                      long max_states, long timeout) {
   char root[600], trace[600], events[600], seedbuf[32], stepbuf[32];
   snprintf(root, sizeof root, "%s/seed%ld-root", base, seed);
   snprintf(trace, sizeof trace, "%s/seed%ld.trace", base, seed);
@@ -336,7 +344,7 @@ static int sweep_seed(long seed, long steps, int nvar, long write_every,
                  "variant %d %s, last event \"%s\"", seed, i, t.n,
                  opname(i < t.n ? t.ops[i].h.type : 0), v, vd, le);
         snprintf(dir, sizeof dir, "%s/s%ld-%zu-%d", base, seed, i, v);
-        spawn(m, &var, desc, dir, timeout, keep);
+        spawn(m, &var, desc, dir, timeout);
       }
     }
     if (i < t.n)
@@ -424,7 +432,7 @@ int main(void) {
   long write_every = envnum("PLSIM_WRITE_EVERY", lng ? 1 : 4);
   long max_states = envnum("PLSIM_MAX_STATES", lng ? 0 : 4000);
   long timeout = envnum("PLSIM_TIMEOUT", 30);
-  int keep = envnum("PLSIM_KEEP", 0) != 0;
+  keep = envnum("PLSIM_KEEP", 0) != 0;
   int skip_fault = envnum("PLSIM_SKIP_FAULT", 0) != 0;
   maxjobs = (int)envnum("PLSIM_JOBS", 2);
   verbose = envnum("PLSIM_VERBOSE", 0) != 0;
@@ -441,7 +449,7 @@ int main(void) {
   int bad = 0;
   char *list = strdup(seeds), *save = NULL;
   for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save))
-    bad |= sweep_seed(atol(s), steps, nvar, write_every, max_states, timeout, keep);
+    bad |= sweep_seed(atol(s), steps, nvar, write_every, max_states, timeout);
   free(list);
   double dt = now() - t0;
   printf("# checked %ld states, %ld failed (%.1fs, %.1f states/s)\n", total_states,
