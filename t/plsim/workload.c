@@ -272,16 +272,24 @@ static int sweep(uint64_t seed, int steps) {
   chan_create(0);
   chan_create(1);
   chan_create(PL_RET_CHAN);
-  for (int i = 0; i < steps * 2 / 5; i++)
+  for (int i = 0; i < steps * 2 / 5; i++) {
     ops_step(&rs);
+    /* Retention runs in the applier about once a second: give it a pass
+     * in the middle of the phase, with data to delete. */
+    if (i == steps / 5)
+      usleep(1100 * 1000);
+  }
   env_close();
   /* Phase 2: a producer thread beside the ops thread (group commit). */
   env_open();
   pthread_t th;
   atomic_store(&stop_producer, 0);
   pthread_create(&th, NULL, producer, NULL);
-  for (int i = 0; i < steps * 2 / 5; i++)
+  for (int i = 0; i < steps * 2 / 5; i++) {
     ops_step(&rs);
+    if (i == steps / 5)
+      usleep(1100 * 1000);
+  }
   atomic_store(&stop_producer, 1);
   pthread_join(th, NULL);
   env_close();
