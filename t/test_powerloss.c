@@ -98,6 +98,7 @@ static int run_workload(char *const argv[], const char *root, const char *trace,
     setenv("ASAN_OPTIONS", asan, 1);
     if (out && !freopen(out, "w", stdout))
       _exit(126);
+    alarm(300); /* survives exec: a hung workload is a failure, not a hang */
     execv(argv[0], argv);
     _exit(127);
   }

@@ -249,15 +249,22 @@ static void ops_step(uint64_t *rs) {
   pthread_mutex_unlock(&ch->mu);
 }
 
-static atomic_int stop_producer;
+static atomic_int stop_producer, pause_producer;
+static atomic_long producer_budget; /* produces left; refilled per ops step */
 static uint64_t producer_seed;
 
+/* Produces about once per ops step (never more: with a free-running
+ * producer the 16 MiB map fills up during the retention pause). */
 static void *producer(void *arg) {
   (void)arg;
   uint64_t rs = producer_seed;
   while (!atomic_load(&stop_producer)) {
+    if (atomic_load(&pause_producer) || atomic_load(&producer_budget) <= 0) {
+      usleep(100);
+      continue;
+    }
+    atomic_fetch_sub(&producer_budget, 1);
     do_produce((int)(rnd(&rs) % PL_NCHAN), pick_sync(&rs), &rs);
-    usleep(200);
   }
   return NULL;
 }
@@ -286,9 +293,13 @@ static int sweep(uint64_t seed, int steps) {
   atomic_store(&stop_producer, 0);
   pthread_create(&th, NULL, producer, NULL);
   for (int i = 0; i < steps * 2 / 5; i++) {
+    atomic_fetch_add(&producer_budget, 1);
     ops_step(&rs);
-    if (i == steps / 5)
+    if (i == steps / 5) {
+      atomic_store(&pause_producer, 1);
       usleep(1100 * 1000);
+      atomic_store(&pause_producer, 0);
+    }
   }
   atomic_store(&stop_producer, 1);
   pthread_join(th, NULL);
