@@ -15,7 +15,7 @@
  *   PLSIM_SEEDS=1,2,3 (long: 1..5, ~25k states each)   PLSIM_STEPS=300 (600)
  *   PLSIM_VARIANTS=6 (12)   PLSIM_JOBS=2
  *   PLSIM_WRITE_EVERY=4 (1); 0: no write crash points; 1: every write
- *   PLSIM_MAX_STATES=4000 (0 = all) per seed: beyond it points are thinned
+ *   PLSIM_MAX_STATES=3000 (0 = all) per seed: beyond it points are thinned
  *   evenly, except the first 40 (the first LMDB initialization)
  *   PLSIM_TIMEOUT=30 seconds per state
  *   PLSIM_KEEP=1 keeps the first 20 failing states and the traces
@@ -320,7 +320,12 @@ static int sweep_seed(long seed, long steps, int nvar, long write_every,
   size_t pi = 0;
   for (size_t i = 0; i <= t.n; i++) {
     /* Thinning spares the first points: the first LMDB initialization. */
-    if (pt[i] && (pi < 40 || pi % keep_every == 0 || i == t.n) && (pi++, 1)) {
+    int take = 0;
+    if (pt[i]) {
+      take = pi < 40 || pi % keep_every == 0 || i == t.n;
+      pi++;
+    }
+    if (take) {
       char le[160];
       last_event(m, le, sizeof le);
       for (int v = 0; v < nvar; v++) {
@@ -431,7 +436,7 @@ int main(void) {
   long steps = envnum("PLSIM_STEPS", lng ? 600 : 300);
   int nvar = (int)envnum("PLSIM_VARIANTS", lng ? 12 : 6);
   long write_every = envnum("PLSIM_WRITE_EVERY", lng ? 1 : 4);
-  long max_states = envnum("PLSIM_MAX_STATES", lng ? 0 : 4000);
+  long max_states = envnum("PLSIM_MAX_STATES", lng ? 0 : 3000);
   long timeout = envnum("PLSIM_TIMEOUT", 30);
   keep = envnum("PLSIM_KEEP", 0) != 0;
   int skip_fault = envnum("PLSIM_SKIP_FAULT", 0) != 0;
