@@ -31,9 +31,26 @@ static const char *helper(void) {
   return h;
 }
 
-/* Run the child for ms milliseconds, SIGKILL it, return its acked lines. */
-static size_t run_and_kill(const char *dir, long base, int threads, int apply_ms,
-                           int ms, ack **out, size_t have, size_t *cap) {
+/* The "roll" child's log of channel "side" (see t/crash_child.c). */
+typedef struct side_line {
+  char kind; /* c C d D S */
+  long gen;
+  lmq_id id;
+  long s;
+} side_line;
+typedef struct side_log {
+  side_line *v;
+  size_t n, cap;
+} side_log;
+
+/* payload_ok's padding multiplier: 30 for the "roll" child. */
+static int pad_mult = 1;
+
+/* Run the child for ms milliseconds, SIGKILL it, return its acked lines.
+ * With mode "roll", side-channel lines go to sl. */
+static size_t run_and_kill_ex(const char *dir, long base, int threads,
+                              int apply_ms, int ms, ack **out, size_t have,
+                              size_t *cap, const char *mode, side_log *sl) {
   int p[2];
   cr_assert_eq(pipe(p), 0);
   pid_t pid = fork();
@@ -46,7 +63,7 @@ static size_t run_and_kill(const char *dir, long base, int threads, int apply_ms
     snprintf(b, sizeof b, "%ld", base);
     snprintf(t, sizeof t, "%d", threads);
     snprintf(a, sizeof a, "%d", apply_ms);
-    execl(helper(), "crash_child", dir, b, t, a, (char *)NULL);
+    execl(helper(), "crash_child", dir, b, t, a, mode, (char *)NULL);
     _exit(127);
   }
   close(p[1]);
@@ -63,6 +80,21 @@ static size_t run_and_kill(const char *dir, long base, int threads, int apply_ms
     unsigned long long id;
     int t;
     long s;
+    if (sl && strchr("cCdDS", line[0])) {
+      side_line x = {line[0], 0, 0, 0};
+      int ok = line[0] == 'S'
+                   ? sscanf(line, "S %llu %ld %ld", &id, &x.gen, &x.s) == 3
+                   : sscanf(line + 1, " %ld", &x.gen) == 1;
+      if (!ok || !strchr(line, '\n'))
+        continue;
+      x.id = line[0] == 'S' ? (lmq_id)id : 0;
+      if (sl->n == sl->cap) {
+        sl->cap = sl->cap ? sl->cap * 2 : 1024;
+        sl->v = realloc(sl->v, sl->cap * sizeof *sl->v);
+      }
+      sl->v[sl->n++] = x;
+      continue;
+    }
     if (sscanf(line, "%llu %d %ld", &id, &t, &s) != 3)
       continue;
     if (n == *cap) {
@@ -79,6 +111,12 @@ static size_t run_and_kill(const char *dir, long base, int threads, int apply_ms
   return n;
 }
 
+static size_t run_and_kill(const char *dir, long base, int threads, int apply_ms,
+                           int ms, ack **out, size_t have, size_t *cap) {
+  return run_and_kill_ex(dir, base, threads, apply_ms, ms, out, have, cap, NULL,
+                         NULL);
+}
+
 static int cmp_ack(const void *a, const void *b) {
   lmq_id x = ((const ack *)a)->id, y = ((const ack *)b)->id;
   return x < y ? -1 : x > y;
@@ -86,7 +124,7 @@ static int cmp_ack(const void *a, const void *b) {
 
 /* Check a payload as crash_child builds it; returns 1 and t/s if intact. */
 static int payload_ok(const lmq_msg *m, int *t, long *s) {
-  char buf[256];
+  char buf[4096];
   if (m->len >= sizeof buf || m->len < 8)
     return 0;
   memcpy(buf, m->data, m->len);
@@ -97,7 +135,7 @@ static int payload_ok(const lmq_msg *m, int *t, long *s) {
     return 0;
   if (h != ((unsigned)(*t * 2654435761u) ^ (unsigned)(*s * 40503u)))
     return 0;
-  if (m->len != (size_t)n + (size_t)(*s % 97))
+  if (m->len != (size_t)n + (size_t)(*s % 97) * (size_t)pad_mult)
     return 0;
   for (size_t i = (size_t)n; i < m->len; i++)
     if (buf[i] != (char)('a' + (i + (size_t)*s) % 26))
@@ -194,6 +232,81 @@ static lmq_id verify(lmq_env *env, const char *group, ack **acksp, size_t *nackp
   return prev;
 }
 
+/*
+ * Check channel "side" against the child's log after a reopen: the last
+ * create/destroy that began decides whether it may or must exist; if it
+ * exists, it holds exactly the current generation's messages, every
+ * acknowledged one, once, in order, intact. Then destroy it so the next
+ * round starts without it.
+ */
+static void verify_side(lmq_env *env, const side_log *sl, int round) {
+  const side_line *last = NULL;
+  for (size_t i = 0; i < sl->n; i++)
+    if (sl->v[i].kind != 'S')
+      last = &sl->v[i];
+  int ex = lmq_channel_exists(env, "side");
+  cr_assert_geq(ex, 0);
+  if (!last) {
+    cr_assert_eq(ex, 0, "round %d: side exists but was never created", round);
+    return;
+  }
+  if (last->kind == 'C')
+    cr_assert_eq(ex, 1, "round %d: side gen %ld: create acknowledged, channel "
+                 "lost", round, last->gen);
+  if (last->kind == 'D')
+    cr_assert_eq(ex, 0, "round %d: side gen %ld: destroy acknowledged, channel "
+                 "back", round, last->gen);
+  if (!ex)
+    return;
+  cr_assert_eq(lmq_group_create(env, "side", "check", LMQ_START_EARLIEST), 0);
+  size_t nacked = 0, seen = 0;
+  for (size_t i = 0; i < sl->n; i++)
+    nacked += sl->v[i].kind == 'S' && sl->v[i].gen == last->gen;
+  lmq_id prev = 0;
+  long prev_s = -1;
+  for (;;) {
+    lmq_msgs *m = NULL;
+    int n = lmq_consume(&m, env, "side", "check", 1000, 0);
+    cr_assert_geq(n, 0, "consume side: %s", lmq_errmsg());
+    for (int i = 0; i < n; i++) {
+      const lmq_msg *x = lmq_msgs_at(m, (size_t)i);
+      int t;
+      long s;
+      cr_assert_gt(x->id, prev, "side: IDs not increasing");
+      prev = x->id;
+      cr_assert(payload_ok(x, &t, &s), "side: corrupt payload at id %llu",
+                (unsigned long long)x->id);
+      cr_assert_eq(t, 1000 + (int)(last->gen % 1000),
+                   "round %d: side gen %ld holds a message of generation "
+                   "%d (id %llu)", round, last->gen, t - 1000,
+                   (unsigned long long)x->id);
+      cr_assert_gt(s, prev_s, "side: message S%ld twice or out of order", s);
+      prev_s = s;
+      for (size_t j = 0; j < sl->n; j++)
+        if (sl->v[j].kind == 'S' && sl->v[j].gen == last->gen &&
+            sl->v[j].s == s) {
+          cr_assert_eq(sl->v[j].id, x->id, "side: S%ld acknowledged as %llu, "
+                       "found as %llu", s, (unsigned long long)sl->v[j].id,
+                       (unsigned long long)x->id);
+          seen++;
+        }
+    }
+    lmq_msgs_free(m);
+    if (n == 0)
+      break;
+  }
+  cr_assert_eq(seen, nacked, "round %d: side gen %ld (last op '%c'): %zu of %zu "
+               "acknowledged messages present", round, last->gen, last->kind,
+               seen, nacked);
+  cr_assert_eq(lmq_channel_destroy(env, "side"), 0);
+}
+
+/*
+ * 64 KiB segments and 128 KiB checkpoints, so segments roll and recycled
+ * spares are reused within a round; a second channel is created, filled
+ * and destroyed concurrently; the crash channel's acknowledged messages and
+ * the side channel's acknowledged state are checked after every round.
+ */
 Test(crash, sigkill_during_synced_produce_loses_nothing_acknowledged,
      .timeout = 600) {
   char *dir = tmpdir_new();
@@ -201,14 +314,16 @@ Test(crash, sigkill_during_synced_produce_loses_nothing_acknowledged,
   size_t nack = 0, cap = 0;
   lmq_id max_present = 0;
   srand((unsigned)getpid());
+  pad_mult = 30;
   int rounds = 50;
   for (int r = 0; r < rounds; r++) {
     int threads = 1 + r % 4;
     int ms = 20 + rand() % 80;
     size_t before = nack;
+    side_log sl = {0};
     /* Half the rounds apply to LMDB often, half keep data in the WAL. */
-    nack = run_and_kill(dir, (long)r * 1000000, threads, r % 2 ? 5 : 600000, ms,
-                        &acks, nack, &cap);
+    nack = run_and_kill_ex(dir, (long)r * 1000000, threads, r % 2 ? 5 : 600000,
+                           ms, &acks, nack, &cap, "roll", &sl);
     for (size_t i = before; i < nack; i++)
       cr_assert_gt(acks[i].id, max_present,
                    "round %d reused or lowered an ID", r);
@@ -218,6 +333,8 @@ Test(crash, sigkill_during_synced_produce_loses_nothing_acknowledged,
     snprintf(g, sizeof g, "r%d", r);
     max_present = verify(env, g, &acks, &nack, &cap, max_present + 1, 0);
     cr_assert_eq(lmq_group_destroy(env, "crash", g), 0);
+    verify_side(env, &sl, r);
+    free(sl.v);
     lmq_env_close(env);
   }
   cr_assert_gt(nack, (size_t)rounds, "too few acknowledged messages to mean much");
