@@ -178,8 +178,18 @@ static int scan_seg(lmq_env *env, plan *pl, uint64_t seg, size_t off,
   lmq_recovery_report *rep = &env->recovery;
   rep->segments++;
   if (off > len) {
-    rc = damaged(env, seg, len, off - len, "shorter than the applied position");
-    off = len;
+    /* Records can be applied to LMDB before their WAL bytes are synced
+     * (INTERVAL, NONE), and that apply can become durable when their bytes
+     * do not: then the segment ends before the applied position, and what
+     * was lost is in LMDB. Not so if a later segment exists: this one was
+     * synced whole when it rolled. */
+    if (later_exists)
+      rc = damaged(env, seg, len, off - len, "shorter than the applied position, "
+                   "though a later segment exists");
+    else
+      *tail = 1;
+    free(buf);
+    return rc;
   }
   size_t start = off;
   while (!rc) {
