@@ -24,6 +24,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------------------ setup */
 
@@ -835,6 +838,110 @@ Test(codec, prefix_end_handles_0xff) {
   OK(etcd_prefix_end(&e, &n, "", 0));
   cr_assert(n == 1 && e[0] == 0);
   free(e);
+}
+
+/* body copied to the very end of a readable page, followed by an unmapped
+ * one: a decoder reading past len faults even without ASan. */
+static char *at_page_end(void **map, size_t *maplen, const char *body, size_t len) {
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(m, MAP_FAILED);
+  cr_assert_eq(mprotect(m + pg, pg, PROT_NONE), 0);
+  *map = m;
+  *maplen = 2 * pg;
+  memcpy(m + pg - len, body, len);
+  return m + pg - len;
+}
+
+/* parse_obj quoted a body that is not JSON with '%.60s', reading up to 60
+ * bytes of a buffer that is len bytes long and not NUL-terminated. */
+Test(codec, decoders_never_read_past_the_body) {
+  const char *bodies[] = {"{", "x", "not json, and longer than a few bytes", "[1,2]"};
+  for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+    void *map;
+    size_t maplen, n = strlen(bodies[i]);
+    const char *b = at_page_end(&map, &maplen, bodies[i], n);
+    int64_t x, y;
+    int ok, code;
+    char *tok;
+    char msg[200];
+    lmq_meta_kv *kvs;
+    size_t cnt;
+    etcd_watch_msg wm;
+    cr_assert_eq(etcd_decode_revision(&x, b, n), LMQ_EPROTO);
+    cr_assert(strstr(lmq_errmsg(), bodies[i]) || n > 60, "%s", lmq_errmsg());
+    cr_assert_eq(etcd_decode_range(&kvs, &cnt, NULL, b, n, "/x/", 3), LMQ_EPROTO);
+    cr_assert_eq(etcd_decode_txn(&ok, b, n), LMQ_EPROTO);
+    cr_assert_eq(etcd_decode_lease_grant(&x, &y, b, n), LMQ_EPROTO);
+    cr_assert_eq(etcd_decode_keepalive(&x, b, n), LMQ_EPROTO);
+    cr_assert_eq(etcd_decode_auth(&tok, b, n), LMQ_EPROTO);
+    cr_assert_eq(etcd_decode_watch(&wm, b, n, "/x/", 3), LMQ_EPROTO);
+    cr_assert_eq(etcd_classify(&code, msg, sizeof msg, 500, b, n), ETCD_RETRY_IDEM);
+    munmap(map, maplen);
+  }
+}
+
+/* A "code" of 1e300 was converted to int64_t: undefined behaviour (the
+ * ASan+UBSan build of make check stops on it; others cannot see it). */
+Test(codec, out_of_range_grpc_code_is_ignored) {
+  const char *b = "{\"message\":\"something odd\",\"code\":1e300}";
+  int code;
+  char msg[200];
+  cr_assert_eq(etcd_classify(&code, msg, sizeof msg, 400, b, strlen(b)), ETCD_FAIL);
+  cr_assert_eq(code, LMQ_EPROTO);
+  const char *neg = "{\"error\":{\"grpc_code\":-1e300,\"message\":\"m\"}}";
+  cr_assert_eq(etcd_classify(&code, msg, sizeof msg, 400, neg, strlen(neg)), ETCD_FAIL);
+}
+
+Test(codec, http_200_with_an_empty_body_is_eproto) {
+  int code;
+  char msg[200];
+  cr_assert_eq(etcd_classify(&code, msg, sizeof msg, 200, NULL, 0), ETCD_FAIL);
+  cr_assert_eq(code, LMQ_EPROTO);
+  cr_assert(strstr(msg, "empty body"), "%s", msg);
+  cr_assert_eq(etcd_classify(&code, msg, sizeof msg, 200, "{}", 2), ETCD_DONE);
+}
+
+/* A server that answers every request with "200 OK" and no body. */
+static void *empty_200_server(void *arg) {
+  int ls = *(int *)arg;
+  for (;;) {
+    int c = accept(ls, NULL, NULL);
+    if (c < 0)
+      return NULL;
+    char req[4096];
+    ssize_t r = recv(c, req, sizeof req, 0);
+    (void)r;
+    const char *a = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    ssize_t w = send(c, a, strlen(a), MSG_NOSIGNAL);
+    (void)w;
+    close(c);
+  }
+}
+
+/* The driver reported such an answer as "out of memory" (LMQ_ENOMEM), which
+ * sends an operator looking in the wrong place. */
+Test(etcd, http_200_with_an_empty_body_is_eproto_not_enomem, .timeout = 30) {
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(ls, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(listen(ls, 16), 0);
+  cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, empty_200_server, &ls), 0);
+  char uri[128];
+  snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d/t?timeout_ms=3000", ntohs(a.sin_port));
+  lmq_meta *m = NULL;
+  int rc = lmq_meta_open(&m, uri, NULL);
+  cr_assert_eq(rc, LMQ_EPROTO, "rc %d: %s", rc, lmq_errmsg());
+  cr_assert(strstr(lmq_errmsg(), "empty body"), "%s", lmq_errmsg());
+  shutdown(ls, SHUT_RDWR);
+  close(ls);
+  pthread_join(th, NULL);
 }
 
 Test(codec, classify_real_answers) {

@@ -495,6 +495,69 @@ Test(msg, random_and_truncated_bytes_never_crash_the_dispatcher) {
   lmq_dispatcher_destroy(d);
 }
 
+/* An envelope of type TimeTick (Empty body) with the given body bytes. */
+static size_t tick_with_body(unsigned char *env, const void *body, size_t blen) {
+  size_t n = 0;
+  env[n++] = 0x0a, env[n++] = 3, env[n++] = 0x08, env[n++] = 0xb0, env[n++] = 0x09;
+  env[n++] = 0x32, env[n++] = (unsigned char)blen;
+  memcpy(env + n, body, blen);
+  return n + blen;
+}
+
+/* Key 0x80 0x00 is field 0 in a two-byte varint: protobuf-c kept it as an
+ * unknown field and marshal wrote it back as 0x00, which does not decode,
+ * so a relayed message was dropped downstream. Field 0 is refused. */
+Test(msg, field_number_zero_is_corrupt) {
+  lmq_dispatcher *d = NULL;
+  cr_assert_eq(lmq_dispatcher_create_proto(&d), 0);
+  unsigned char env[64];
+  size_t n = tick_with_body(env, "\x80\x00\x01", 3);
+  lmq_tsmsg *m = NULL;
+  int rc = lmq_msg_unmarshal(&m, d, env, n);
+  if (rc == 0) {
+    unsigned char *out;
+    size_t len;
+    lmq_tsmsg *again = NULL;
+    cr_assert_eq(lmq_msg_marshal(&out, &len, d, m), 0);
+    cr_log_error("re-decoding the relayed bytes gives %d",
+                 lmq_msg_unmarshal(&again, d, out, len));
+    lmq_tsmsg_unref(again);
+    free(out);
+    lmq_tsmsg_unref(m);
+  }
+  cr_assert_eq(rc, LMQ_ECORRUPT);
+  /* In a nested message too: SegmentInfo's start_position (field 9). */
+  unsigned char body[] = {0x4a, 0x03, 0x80, 0x00, 0x01};
+  n = tick_with_body(env, body, sizeof body);
+  env[3] = 0xd8, env[4] = 0x04; /* msg_type 600 */
+  cr_assert_eq(lmq_msg_unmarshal(&m, d, env, n), LMQ_ECORRUPT);
+  /* And in the envelope itself. */
+  unsigned char e0[] = {0x0a, 0x03, 0x08, 0xb0, 0x09, 0x80, 0x00, 0x01};
+  cr_assert_eq(lmq_msg_unmarshal(&m, d, e0, sizeof e0), LMQ_ECORRUPT);
+  lmq_dispatcher_destroy(d);
+}
+
+/* The other half of the decision: unknown fields with valid numbers (a newer
+ * producer's) pass through a relay unchanged. */
+Test(msg, unknown_body_fields_survive_a_relay) {
+  lmq_dispatcher *d = NULL;
+  cr_assert_eq(lmq_dispatcher_create_proto(&d), 0);
+  unsigned char env[64];
+  size_t n = tick_with_body(env, "\x08\x05\x12\x01z", 5);
+  lmq_tsmsg *m = NULL, *again = NULL;
+  cr_assert_eq(lmq_msg_unmarshal(&m, d, env, n), 0);
+  unsigned char *out;
+  size_t len;
+  cr_assert_eq(lmq_msg_marshal(&out, &len, d, m), 0);
+  cr_assert_eq(len, n);
+  cr_assert_arr_eq(out, env, n);
+  cr_assert_eq(lmq_msg_unmarshal(&again, d, out, len), 0);
+  free(out);
+  lmq_tsmsg_unref(again);
+  lmq_tsmsg_unref(m);
+  lmq_dispatcher_destroy(d);
+}
+
 Test(msg, mem_dispatcher_passes_the_same_message_without_encoding) {
   lmq_dispatcher *d = NULL, *other = NULL;
   cr_assert_eq(lmq_dispatcher_create_mem(&d), 0);

@@ -159,6 +159,73 @@ Test(repack, insert_with_mismatched_columns_is_refused) {
   lmq_tsmsg_unref(m);
 }
 
+/* m marshalled and decoded again, as a consumer or relay gets it (m is
+ * dropped). */
+static lmq_tsmsg *via_wire(lmq_tsmsg *m) {
+  lmq_dispatcher *d = NULL;
+  cr_assert_eq(lmq_dispatcher_create_proto(&d), 0);
+  unsigned char *b = NULL;
+  size_t n = 0;
+  cr_assert_eq(lmq_msg_marshal(&b, &n, d, m), 0);
+  lmq_tsmsg *c = NULL;
+  cr_assert_eq(lmq_msg_unmarshal(&c, d, b, n), 0);
+  free(b);
+  lmq_dispatcher_destroy(d);
+  lmq_tsmsg_unref(m);
+  return c;
+}
+
+/* The split copies every array of a column by row index: a FloatVector
+ * column that also carries one string made it read string_data[1] past the
+ * end of a one-element array. */
+Test(repack, insert_column_carrying_another_types_array_is_refused) {
+  uint32_t keys[2] = {0, 1};
+  lmq_tsmsg *m = insert_msg(keys, 2);
+  Lmqpb__FieldData *vec = ((Lmqpb__InsertRequest *)lmq_tsmsg_body(m))->fields_data[1];
+  vec->n_string_data = 1;
+  vec->string_data = malloc(sizeof(char *));
+  vec->string_data[0] = strdup("stray");
+  m = via_wire(m);
+  lmq_msg_pack *p[2];
+  cr_assert_eq(apply(p, &m, 1, 2), LMQ_EINVAL);
+  cr_assert_null(p[0]);
+  cr_assert_null(p[1]);
+  lmq_tsmsg_unref(m);
+}
+
+/* rows x dim wrapped around: dim 2^62 + 2 over 4 rows "expects" 8 floats, so
+ * 8 floats passed the check and the split produced messages claiming 2^63 + 4
+ * floats over a 16-byte array. */
+Test(repack, insert_whose_rows_times_dim_overflows_is_refused) {
+  uint32_t keys[4] = {0, 1, 0, 1};
+  lmq_tsmsg *m = insert_msg(keys, 4);
+  Lmqpb__FieldData *vec = ((Lmqpb__InsertRequest *)lmq_tsmsg_body(m))->fields_data[1];
+  vec->dim = ((int64_t)1 << 62) + 2;
+  cr_assert_eq(vec->n_float_vector, 8);
+  m = via_wire(m);
+  lmq_msg_pack *p[2] = {NULL, NULL};
+  int rc = apply(p, &m, 1, 2);
+  if (rc == 0) {
+    const Lmqpb__InsertRequest *b = lmq_tsmsg_body(p[0]->msgs[0]);
+    cr_log_error("split column claims %zu floats", b->fields_data[1]->n_float_vector);
+    free_packs(p, 2);
+  }
+  cr_assert_eq(rc, LMQ_EINVAL);
+  lmq_tsmsg_unref(m);
+}
+
+/* Body hash values that disagree with the row count are as wrong as row IDs
+ * that do, even when the envelope's keys are used for routing. */
+Test(repack, insert_with_hash_values_not_one_per_row_is_refused) {
+  uint32_t keys[2] = {0, 1};
+  lmq_tsmsg *m = insert_msg(keys, 2);
+  ((Lmqpb__InsertRequest *)lmq_tsmsg_body(m))->n_hash_values = 1;
+  m = via_wire(m);
+  lmq_msg_pack *p[2];
+  cr_assert_eq(apply(p, &m, 1, 2), LMQ_EINVAL);
+  lmq_tsmsg_unref(m);
+}
+
 Test(repack, delete_goes_by_its_first_key_and_others_by_hash_key) {
   lmq_tsmsg *del = NULL, *tt = NULL, *nokey = NULL;
   cr_assert_eq(lmq_tsmsg_create(&del, LMQ_MSG_DELETE, NULL, NULL), 0);

@@ -347,11 +347,7 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
       char msg[200];
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
       int v = etcd_classify(&code, msg, sizeof msg, status, out->p, out->n);
-      if (v == ETCD_DONE) {
-        if (!out->p && !buf_write("", 1, 0, out)) {
-          rc = lmq__error(LMQ_ENOMEM, "out of memory");
-          goto done;
-        }
+      if (v == ETCD_DONE) { /* a non-empty body, NUL-terminated by buf_write */
         rc = 0;
         goto done;
       }

@@ -456,7 +456,7 @@ static int jint(int64_t *v, const cJSON *o, const char *name) {
   if (!it || cJSON_IsNull(it))
     return 0;
   if (cJSON_IsNumber(it)) {
-    if (it->valuedouble < -9.2e18 || it->valuedouble > 9.2e18)
+    if (!(it->valuedouble >= -9.2e18 && it->valuedouble <= 9.2e18)) /* NaN too */
       return lmq__error(LMQ_EPROTO, "etcd answer: '%s' out of range", name);
     *v = (int64_t)it->valuedouble;
     return 0;
@@ -483,22 +483,6 @@ static int jbytes(unsigned char **out, size_t *n, const cJSON *o, const char *na
   return lmq__b64_decode((void **)out, n, it->valuestring, strlen(it->valuestring));
 }
 
-static cJSON *parse_obj(const char *body, size_t len, const char *what) {
-  cJSON *j = cJSON_ParseWithLength(body, len);
-  if (!j || !cJSON_IsObject(j)) {
-    cJSON_Delete(j);
-    lmq__error(LMQ_EPROTO, "etcd %s answer is not a JSON object: '%.60s'", what,
-               body ? body : "");
-    return NULL;
-  }
-  return j;
-}
-
-static const char *jstr(const cJSON *o, const char *name) {
-  const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
-  return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
 /* Copy printable text for messages (answers may hold any bytes). */
 static void copy_msg(char *dst, size_t cap, const char *src, size_t n) {
   size_t o = 0;
@@ -510,6 +494,24 @@ static void copy_msg(char *dst, size_t cap, const char *src, size_t n) {
     o--;
   if (cap)
     dst[o] = '\0';
+}
+
+static cJSON *parse_obj(const char *body, size_t len, const char *what) {
+  cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+  if (!j || !cJSON_IsObject(j)) {
+    cJSON_Delete(j);
+    /* The body is len bytes, not a C string: quote a bounded copy. */
+    char head[61];
+    copy_msg(head, sizeof head, body ? body : "", body ? len : 0);
+    lmq__error(LMQ_EPROTO, "etcd %s answer is not a JSON object: '%s'", what, head);
+    return NULL;
+  }
+  return j;
+}
+
+static const char *jstr(const cJSON *o, const char *name) {
+  const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
 static int classify_text(int *code, const char *m, int64_t gcode, long status) {
@@ -554,8 +556,15 @@ int etcd_classify(int *code, char *msg, size_t msgcap, long status, const char *
   *code = 0;
   if (msgcap)
     msg[0] = '\0';
-  if (status == 200)
-    return ETCD_DONE;
+  if (status == 200) {
+    if (body && len)
+      return ETCD_DONE;
+    /* The gateway always answers a JSON object, "{}" at the least. */
+    *code = LMQ_EPROTO;
+    if (msgcap)
+      snprintf(msg, msgcap, "HTTP 200 with an empty body (not an etcd v3 answer)");
+    return ETCD_FAIL;
+  }
   cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
   const char *m = NULL;
   int64_t gcode = -1;
@@ -570,7 +579,9 @@ int etcd_classify(int *code, char *msg, size_t msgcap, long status, const char *
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(inner, "code");
     if (!c)
       c = cJSON_GetObjectItemCaseSensitive(inner, "grpc_code");
-    if (cJSON_IsNumber(c))
+    /* Converting a double outside int64's range is undefined: such a
+     * code is no gRPC code at all. */
+    if (cJSON_IsNumber(c) && c->valuedouble >= 0 && c->valuedouble <= 1e6)
       gcode = (int64_t)c->valuedouble;
   }
   int v;

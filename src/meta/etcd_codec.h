@@ -88,6 +88,8 @@ enum etcd_verdict {
  * Classify a gateway answer (status and body). For ETCD_FAIL, *code is the
  * LMQ code (LMQ_EAUTH, LMQ_ETOOBIG, LMQ_ENOTFOUND, LMQ_ELIMIT, LMQ_EINVAL,
  * LMQ_EPROTO); msg receives etcd's message (or a summary) in every case.
+ * ETCD_DONE means HTTP 200 with a non-empty body; a 200 with an empty body
+ * is ETCD_FAIL with LMQ_EPROTO. body need not be NUL-terminated.
  */
 int etcd_classify(int *code, char *msg, size_t msgcap, long http_status,
                   const char *body, size_t len);

@@ -180,6 +180,41 @@ static void body_free_arena(void *body) {
   arena_free((arena *)((char *)body - offsetof(arena, data)));
 }
 
+/*
+ * Field numbers are 1..2^29-1. protobuf-c nevertheless decodes a key such
+ * as 0x80 0x00 (field 0, varint, in two bytes) and keeps it as an unknown
+ * field, which marshal writes back as the single byte 0x00 that no decoder
+ * accepts: a relay would forward a message its peers drop. Such bytes are
+ * not protobuf, so they are refused here, at any depth. Unknown fields with
+ * valid numbers are kept and re-emitted unchanged (see docs/stream.md).
+ */
+#define FIELD_NUMBER_MAX 536870911u
+
+static int bad_field_number(const ProtobufCMessage *m) {
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    if (m->unknown_fields[i].tag == 0 || m->unknown_fields[i].tag > FIELD_NUMBER_MAX)
+      return 1;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const char *base = (const char *)m;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)(base + f->quantifier_offset);
+      ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+      for (size_t j = 0; j < n; j++)
+        if (v[j] && bad_field_number(v[j]))
+          return 1;
+    } else {
+      const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + f->offset);
+      if (sub && bad_field_number(sub))
+        return 1;
+    }
+  }
+  return 0;
+}
+
 static int proto_unmarshal(void **body, lmq_body_free_fn *body_free,
                            const void *data, size_t len, void *arg) {
   const ProtobufCMessageDescriptor *desc = arg;
@@ -192,6 +227,11 @@ static int proto_unmarshal(void **body, lmq_body_free_fn *body_free,
     a->cap = cap;
     ProtobufCAllocator al = {arena_alloc, arena_nofree, a};
     ProtobufCMessage *pm = protobuf_c_message_unpack(desc, &al, len, data);
+    if (pm && bad_field_number(pm)) {
+      arena_free(a);
+      return lmq__error(LMQ_ECORRUPT, "%s body carries field number 0 (or > 2^29-1)",
+                        desc->short_name);
+    }
     if (pm && (void *)pm == (void *)a->data) {
       *body = pm;
       *body_free = body_free_arena;
@@ -207,6 +247,11 @@ static int proto_unmarshal(void **body, lmq_body_free_fn *body_free,
   if (!pm)
     return lmq__error(a ? LMQ_ECORRUPT : LMQ_ENOMEM,
                       "%zu bytes do not decode as a %s", len, desc->short_name);
+  if (bad_field_number(pm)) {
+    protobuf_c_message_free_unpacked(pm, NULL);
+    return lmq__error(LMQ_ECORRUPT, "%s body carries field number 0 (or > 2^29-1)",
+                      desc->short_name);
+  }
   *body = pm;
   *body_free = lmq_msg_body_free_proto;
   return 0;
@@ -498,6 +543,10 @@ LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
   lmq_tsmsg *m = NULL;
   if (!env->msg_base) {
     rc = lmq__error(LMQ_ECORRUPT, "message envelope has no base");
+    goto done;
+  }
+  if (bad_field_number(&env->base)) {
+    rc = lmq__error(LMQ_ECORRUPT, "message envelope carries field number 0 (or > 2^29-1)");
     goto done;
   }
   uint32_t type = (uint32_t)env->msg_base->msg_type;

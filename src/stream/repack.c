@@ -97,22 +97,81 @@ static int column_shape(size_t *per_row, size_t *have,
                     f->field_name, (int)f->type, (long long)f->dim);
 }
 
+/* How many values column f holds in the array of its type's kind k (one of
+ * column_kind's values), and in the other arrays. */
+enum { K_BOOL, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_STRING, K_FVEC, K_BVEC, K_N };
+
+static void column_counts(size_t cnt[K_N], const Lmqpb__FieldData *f) {
+  cnt[K_BOOL] = f->n_bool_data;
+  cnt[K_INT] = f->n_int_data;
+  cnt[K_LONG] = f->n_long_data;
+  cnt[K_FLOAT] = f->n_float_data;
+  cnt[K_DOUBLE] = f->n_double_data;
+  cnt[K_STRING] = f->n_string_data;
+  cnt[K_FVEC] = f->n_float_vector;
+  cnt[K_BVEC] = f->binary_vector.len;
+}
+
+static int column_kind(const Lmqpb__FieldData *f) {
+  switch (f->type) {
+  case LMQPB__DATA_TYPE__Bool:
+    return K_BOOL;
+  case LMQPB__DATA_TYPE__Int8:
+  case LMQPB__DATA_TYPE__Int16:
+  case LMQPB__DATA_TYPE__Int32:
+    return K_INT;
+  case LMQPB__DATA_TYPE__Int64:
+    return K_LONG;
+  case LMQPB__DATA_TYPE__Float:
+    return K_FLOAT;
+  case LMQPB__DATA_TYPE__Double:
+    return K_DOUBLE;
+  case LMQPB__DATA_TYPE__String:
+  case LMQPB__DATA_TYPE__VarChar:
+    return K_STRING;
+  case LMQPB__DATA_TYPE__FloatVector:
+    return K_FVEC;
+  case LMQPB__DATA_TYPE__BinaryVector:
+    return K_BVEC;
+  default:
+    return -1;
+  }
+}
+
+/*
+ * A message from the wire is checked whole before any row is copied: the
+ * split below indexes every array of a column by row, so each array must be
+ * the one its type names, holding exactly rows x per-row values (computed
+ * without overflow), and every other array must be empty.
+ */
 static int insert_check(const Lmqpb__InsertRequest *b, size_t rows) {
   if ((b->n_row_ids && b->n_row_ids != rows) ||
-      (b->n_timestamps && b->n_timestamps != rows))
+      (b->n_timestamps && b->n_timestamps != rows) ||
+      (b->n_hash_values && b->n_hash_values != rows))
     return lmq__error(LMQ_EINVAL,
-                      "insert: %zu rows but %zu row IDs and %zu timestamps",
-                      rows, b->n_row_ids, b->n_timestamps);
+                      "insert: %zu rows but %zu row IDs, %zu timestamps and "
+                      "%zu hash values",
+                      rows, b->n_row_ids, b->n_timestamps, b->n_hash_values);
   for (size_t i = 0; i < b->n_fields_data; i++) {
-    size_t per = 0, have = 0;
-    int rc = column_shape(&per, &have, b->fields_data[i]);
+    const Lmqpb__FieldData *f = b->fields_data[i];
+    size_t per = 0, have = 0, want;
+    int rc = column_shape(&per, &have, f);
     if (rc)
       return rc;
-    if (have != per * rows)
+    if (__builtin_mul_overflow(per, rows, &want) || have != want)
       return lmq__error(LMQ_EINVAL,
                         "insert column '%.64s' holds %zu values, expected "
                         "%zu rows x %zu",
-                        b->fields_data[i]->field_name, have, rows, per);
+                        f->field_name, have, rows, per);
+    size_t cnt[K_N];
+    column_counts(cnt, f);
+    int kind = column_kind(f);
+    for (int k = 0; k < K_N; k++)
+      if (k != kind && cnt[k])
+        return lmq__error(LMQ_EINVAL,
+                          "insert column '%.64s' of type %d also carries %zu "
+                          "values of another type",
+                          f->field_name, (int)f->type, cnt[k]);
   }
   return 0;
 }
