@@ -350,6 +350,14 @@ LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
  * request per 128 groups). Errors: LMQ_EUNAVAIL, LMQ_EIO, LMQ_ENOMEM.
  */
 LMQ_API int lmq_group_commit_all(lmq_env *env);
+/*
+ * Move the group's cursor back to its last committed position: what was
+ * consumed since is delivered again (at-least-once), as when a consumer
+ * goes away without committing. The stream layer calls it when a stream
+ * closes. Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EINVAL.
+ */
+LMQ_API int lmq_group_rewind(lmq_env *env, const char *channel,
+                             const char *group);
 /* Persist the cursor as "everything up to and including id is done"
  * (1 <= id <= LMQ_ID_MAX, else LMQ_EINVAL). Does not move the cursor
  * consumers read from. */

@@ -326,3 +326,28 @@ Test(tt, latest_subscription_sees_only_ticks_after_it) {
   lmq_msgstream_close(c);
   lmq_msgstream_close(p);
 }
+
+/* Milvus's TtMsgStream_NoSeek: a stream closed without committing, then a
+ * new one with the same subscription in the same process. The first one's
+ * read-ahead had moved the group's in-memory cursor and nothing rewound it:
+ * the second delivered nothing on engine and rocksdb. What was never
+ * committed must reach the group's next consumer (at-least-once). */
+Test(tt, a_reopened_subscription_gets_what_was_never_committed) {
+  const char *ch[1] = {"nos"};
+  lmq_msgstream *p = producer(ch, 1);
+  seed_scenario(p);
+  lmq_msgstream *c = tt_consumer(ch, 1, "sub", LMQ_SUB_EARLIEST);
+  lmq_msg_pack *k = su_pack(c);
+  expect(k, 0, 5, P1, 2);
+  lmq_msg_pack_destroy(k);
+  lmq_msgstream_close(c);
+  c = tt_consumer(ch, 1, "sub", LMQ_SUB_EARLIEST);
+  k = su_pack(c);
+  expect(k, 0, 5, P1, 2);
+  lmq_msg_pack_destroy(k);
+  k = su_pack(c);
+  expect(k, 5, 11, P2, 1);
+  lmq_msg_pack_destroy(k);
+  lmq_msgstream_close(c);
+  lmq_msgstream_close(p);
+}

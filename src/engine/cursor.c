@@ -76,6 +76,29 @@ LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
   return rc;
 }
 
+LMQ_API int lmq_group_rewind(lmq_env *env, const char *channel,
+                             const char *group) {
+  lmq__error_clear();
+  lmq_chan *ch;
+  lmq_group *g;
+  int rc = lmq__group_get(&ch, &g, env, channel, group);
+  if (rc)
+    return rc;
+  if (!(rc = commit_lock(g, group))) {
+    pthread_mutex_lock(&g->mu);
+    g->cursor = g->committed;
+    atomic_store(&g->dirty, 0);
+    pthread_mutex_lock(&ch->mu);
+    lmq__group_wake_locked(ch, g);
+    pthread_mutex_unlock(&ch->mu);
+    lmq__group_fd_update(ch, g);
+    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->commit_mu);
+  }
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
 enum seek_kind { SEEK_ID, SEEK_TIME, SEEK_EARLIEST, SEEK_LATEST };
 
 static int seek(lmq_env *env, const char *channel, const char *group, int kind,

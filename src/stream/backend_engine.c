@@ -116,6 +116,9 @@ static void e_unsubscribe(lmq_bsub *bs) {
   eng_sub *s = (eng_sub *)bs;
   if (!s)
     return;
+  /* What this subscriber read but nobody committed goes to the group's
+   * next consumer (the channel or group may be gone: nothing to do). */
+  lmq_group_rewind(s->env, s->channel, s->group);
   free(s->channel);
   free(s->group);
   free(s->arr);

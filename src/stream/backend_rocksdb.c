@@ -115,6 +115,8 @@ static void r_unsubscribe(lmq_bsub *bs) {
   rdb_sub *s = (rdb_sub *)bs;
   if (!s)
     return;
+  /* Uncommitted reads go to the group's next consumer (see the engine's). */
+  lmq__rmq_group_rewind(s->rmq, s->channel, s->group);
   free(s->channel);
   free(s->group);
   free(s->arr);

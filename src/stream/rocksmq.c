@@ -879,7 +879,7 @@ int lmq__rmq_consume(lmq_rmq_msgs **out, lmq_rmq *r, const char *channel,
 
 /* ------------------------------------------------------------- cursors */
 
-typedef enum { SET_ID, SET_EARLIEST, SET_LATEST, SET_COMMIT } cursor_op;
+typedef enum { SET_ID, SET_EARLIEST, SET_LATEST, SET_COMMIT, SET_REWIND } cursor_op;
 
 static int cursor_op_run(lmq_rmq *r, const char *channel, const char *group,
                          cursor_op op, lmq_id id) {
@@ -894,20 +894,29 @@ static int cursor_op_run(lmq_rmq *r, const char *channel, const char *group,
     pthread_mutex_lock(&g->mu);
     lmq_id cur = g->cursor;
     pthread_mutex_lock(&c->mu);
+    /* Past the newest message means "from the next one produced" (IDs
+     * follow the clock: one produced in the same millisecond could get an
+     * ID below the target). */
     if (op == SET_ID)
-      cur = id;
+      cur = id > c->last_id + 1 ? c->last_id + 1 : id;
     else if (op == SET_EARLIEST)
       cur = 0;
     else if (op == SET_LATEST)
       cur = c->last_id + 1;
-    if (c->last_id && c->last_id >= cur)
-      efd_set(g->efd);
-    else
-      efd_clear(g->efd);
+    else if (op == SET_REWIND)
+      cur = g->committed;
     pthread_mutex_unlock(&c->mu);
-    g->cursor = cur;
-    if (!(rc = cursor_write(r, c, g, cur)))
+    /* A failed write changes nothing. */
+    if (!(rc = cursor_write(r, c, g, cur))) {
       g->committed = cur;
+      g->cursor = cur;
+      pthread_mutex_lock(&c->mu);
+      if (c->last_id && c->last_id >= cur)
+        efd_set(g->efd);
+      else
+        efd_clear(g->efd);
+      pthread_mutex_unlock(&c->mu);
+    }
     pthread_mutex_unlock(&g->mu);
   }
   chan_put(r, c);
@@ -916,6 +925,10 @@ static int cursor_op_run(lmq_rmq *r, const char *channel, const char *group,
 
 int lmq__rmq_group_commit(lmq_rmq *r, const char *channel, const char *group) {
   return cursor_op_run(r, channel, group, SET_COMMIT, 0);
+}
+
+int lmq__rmq_group_rewind(lmq_rmq *r, const char *channel, const char *group) {
+  return cursor_op_run(r, channel, group, SET_REWIND, 0);
 }
 
 int lmq__rmq_seek(lmq_rmq *r, const char *channel, const char *group, lmq_id id) {

@@ -116,6 +116,9 @@ int lmq__rmq_group_commit(lmq_rmq *rmq, const char *channel,
 
 /* The next consume starts at the first ID >= id; persisted like a commit.
  * Errors: LMQ_EINVAL, LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EIO. */
+/* Move the cursor back to the committed position (a consumer went away
+ * without committing: what it read is delivered again). */
+int lmq__rmq_group_rewind(lmq_rmq *rmq, const char *channel, const char *group);
 int lmq__rmq_seek(lmq_rmq *rmq, const char *channel, const char *group,
                   lmq_id id);
 int lmq__rmq_seek_earliest(lmq_rmq *rmq, const char *channel,
