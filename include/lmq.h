@@ -403,7 +403,9 @@ typedef struct lmq_channel_stats {
 } lmq_channel_stats;
 
 typedef struct lmq_group_stats {
-  lmq_id cursor;     /* next consume starts at the first ID >= cursor */
+  lmq_id cursor;     /* next consume starts here: the first ID >= the group's
+                        cursor, or the earliest retained ID when the group is
+                        behind it (where it will resume) */
   lmq_id committed;  /* persisted cursor */
   uint64_t lag;      /* retained messages at or after cursor */
 } lmq_group_stats;

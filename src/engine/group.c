@@ -266,6 +266,28 @@ LMQ_API int lmq_group_exists(lmq_env *env, const char *channel,
   return 1;
 }
 
+/* Tail entries with id >= from and > after (ch->mu held). */
+static uint64_t tail_count(const lmq_chan *ch, lmq_id from, lmq_id after) {
+  size_t lo = ch->thead, hi = ch->tlen;
+  lmq_id min = from > after ? from : after + 1;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ch->tail[mid].id < min)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return ch->tlen - lo;
+}
+
+/*
+ * Where the group stands. Producers are never held up: the channel mutex is
+ * taken only to begin the read snapshot and to count the tail (a binary
+ * search). Lag is O(1) for a group at or behind the earliest retained
+ * message (the common lagging case: LMDB keeps the entry count) or past
+ * the applied ones; a cursor in the middle of applied messages costs a
+ * count of the messages after it, outside any lock.
+ */
 LMQ_API int lmq_group_stats_get(lmq_group_stats *out, lmq_env *env,
                                 const char *channel, const char *group) {
   lmq__error_clear();
@@ -280,30 +302,55 @@ LMQ_API int lmq_group_stats_get(lmq_group_stats *out, lmq_env *env,
   out->cursor = g->cursor;
   out->committed = g->committed;
   pthread_mutex_unlock(&g->mu);
-  /* Lag: count what is retained at or after the cursor. */
+  lmq_id gcursor = out->cursor;
+retry:
+  out->cursor = gcursor;
   out->lag = 0;
   MDB_txn *txn;
   pthread_mutex_lock(&ch->mu);
+  uint64_t gen = ch->trim_gen;
   rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
-  if (!rc) {
-    MDB_cursor *cur;
-    lmq_id last = 0;
-    if (!mdb_cursor_open(txn, ch->dbi, &cur)) {
+  pthread_mutex_unlock(&ch->mu);
+  lmq_id first = 0, last = 0;
+  uint64_t entries = 0;
+  MDB_cursor *cur = NULL;
+  if (!rc && !(rc = mdb_cursor_open(txn, ch->dbi, &cur))) {
+    MDB_stat st;
+    MDB_val k, v;
+    if (!mdb_stat(txn, ch->dbi, &st))
+      entries = st.ms_entries;
+    if (!mdb_cursor_get(cur, &k, &v, MDB_FIRST))
+      first = lmq__get64be(k.mv_data);
+    if (!mdb_cursor_get(cur, &k, &v, MDB_LAST))
+      last = lmq__get64be(k.mv_data);
+    if (entries && out->cursor > first && out->cursor <= last) {
       unsigned char kb[8];
       lmq__put64be(kb, out->cursor);
-      MDB_val k = {8, kb}, v;
-      int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-      while (m == 0) {
+      k = (MDB_val){8, kb};
+      for (int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); m == 0;
+           m = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
         out->lag++;
-        last = lmq__get64be(k.mv_data);
-        m = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-      }
-      mdb_cursor_close(cur);
+    } else if (entries && out->cursor <= first) {
+      out->lag = entries;
     }
+  }
+  if (cur)
+    mdb_cursor_close(cur);
+  if (!rc)
     mdb_txn_abort(txn);
-    for (size_t i = ch->thead; i < ch->tlen; i++)
-      if (ch->tail[i].id >= out->cursor && ch->tail[i].id > last)
-        out->lag++;
+  pthread_mutex_lock(&ch->mu);
+  if (!rc && gen != ch->trim_gen) {
+    /* The applier moved messages from the tail into LMDB after our
+     * snapshot: they are in neither. Look again. */
+    pthread_mutex_unlock(&ch->mu);
+    goto retry;
+  }
+  if (!rc) {
+    out->lag += tail_count(ch, out->cursor, last);
+    /* A group behind the earliest retained message resumes there. */
+    lmq_id earliest = first ? first : (ch->tlen > ch->thead ? ch->tail[ch->thead].id : 0);
+    if (earliest && out->cursor < earliest)
+      out->cursor = earliest;
   }
   pthread_mutex_unlock(&ch->mu);
   lmq__chan_put(env, ch);
