@@ -201,11 +201,12 @@ LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
     lmq__chan_put(env, ch);
     return 0; /* idempotent: the existing cursor stays */
   }
-  g->cursor = g->committed = start == LMQ_START_LATEST ? ch->last_id + 1 : 0;
+  lmq_id first = start == LMQ_START_LATEST ? ch->last_id + 1 : 0;
+  g->cursor = g->committed = first;
   g->next = ch->groups;
   ch->groups = g;
   pthread_mutex_unlock(&ch->mu);
-  rc = lmq__group_persist(env, ch, g, g->cursor);
+  rc = lmq__group_persist(env, ch, g, first); /* consumers may move g->cursor */
   if (rc) {
     pthread_mutex_lock(&g->mu);
     pthread_mutex_lock(&ch->mu);
