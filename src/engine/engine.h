@@ -141,7 +141,7 @@ struct lmq_env {
   int interval_dirty; /* INTERVAL records written but not yet synced */
   uint64_t wal_live_bytes; /* bytes in segments not yet deleted */
   uint64_t last_sync_ns;
-  uint64_t sync_ns_avg;     /* recent fdatasync duration (for linger) */
+  _Atomic uint64_t sync_ns_avg; /* recent fdatasync time (linger; read unlocked) */
   int nspares;              /* recycled segment files ready: wal/spare.N */
 
   /* group commit linger: when producers are concurrent, a new leader waits

@@ -207,7 +207,7 @@ static void wait_done(lmq_env *env, uint64_t seq) {
      * give them a moment to enqueue again so they share this fsync. Bounded
      * by a fraction of the fsync time, so a lone producer never waits. */
     if (c->need_sync && env->last_nrecs > 1 && c->nrecs < env->last_nrecs) {
-      uint64_t wait = env->sync_ns_avg / 4;
+      uint64_t wait = atomic_load_explicit(&env->sync_ns_avg, memory_order_relaxed) / 4;
       if (wait > 200000)
         wait = 200000;
       struct timespec ts;

@@ -116,7 +116,9 @@ int lmq__wal_sync(lmq_env *env) {
     return lmq__error(lmq__errno_code(e) == LMQ_ENOSPC ? LMQ_ENOSPC : LMQ_EIO,
                       "WAL fdatasync: %s", strerror(e));
   }
-  env->sync_ns_avg = env->sync_ns_avg ? (env->sync_ns_avg * 7 + dt) / 8 : dt;
+  uint64_t avg = atomic_load_explicit(&env->sync_ns_avg, memory_order_relaxed);
+  atomic_store_explicit(&env->sync_ns_avg, avg ? (avg * 7 + dt) / 8 : dt,
+                        memory_order_relaxed);
   env->wal_synced_off = upto;
   env->interval_dirty = 0;
   env->last_sync_ns = lmq__mono_ns();
