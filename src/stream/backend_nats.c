@@ -692,7 +692,11 @@ static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max, int timeout_ms) 
         break;
       left = (int)((deadline - now + 999999) / 1000000);
     }
-    st = fetch(s, &nbt->list, batch, left);
+    /* Wait for one message, not a whole batch: a fetch of N returns only
+     * when N are there or the wait ends, which delayed a lone message by
+     * the whole wait (~200 ms in the catch-up). The next consume takes the
+     * rest without waiting. */
+    st = fetch(s, &nbt->list, 1, left);
     if (st == NATS_OK && nbt->list.Count > 0)
       break;
     natsMsgList_Destroy(&nbt->list);
