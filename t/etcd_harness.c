@@ -145,7 +145,7 @@ int eh_post(etcd_harness *h, const char *path, const char *body, const char *aut
   return st;
 }
 
-static int healthy(int port) {
+static int healthy_port(int port) {
   char resp[256];
   return http(port, "GET", "/health", NULL, NULL, resp, sizeof resp) == 200 &&
          strstr(resp, "\"health\":\"true\"") != NULL;
@@ -155,7 +155,10 @@ static int spawn(etcd_harness *h) {
   char data[300], log[300], curl[64], purl[64], cluster[96];
   snprintf(data, sizeof data, "%s/data", h->dir);
   snprintf(log, sizeof log, "%s/etcd.log", h->dir);
-  snprintf(curl, sizeof curl, "http://127.0.0.1:%d", h->port);
+  snprintf(curl, sizeof curl, "%s://127.0.0.1:%d", h->ca[0] ? "https" : "http",
+           h->port);
+  char murl[64];
+  snprintf(murl, sizeof murl, "http://127.0.0.1:%d", h->metrics_port);
   snprintf(purl, sizeof purl, "http://127.0.0.1:%d", h->peer_port);
   snprintf(cluster, sizeof cluster, "default=%s", purl);
   pid_t parent = getpid();
@@ -176,10 +179,19 @@ static int spawn(etcd_harness *h) {
     int nul = open("/dev/null", O_RDONLY);
     if (nul >= 0)
       dup2(nul, 0);
-    execl(h->bin, h->bin, "--data-dir", data, "--listen-client-urls", curl,
-          "--advertise-client-urls", curl, "--listen-peer-urls", purl,
-          "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
-          "--heartbeat-interval", "10", "--election-timeout", "100", (char *)NULL);
+    if (h->ca[0])
+      execl(h->bin, h->bin, "--data-dir", data, "--listen-client-urls", curl,
+            "--advertise-client-urls", curl, "--listen-peer-urls", purl,
+            "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
+            "--heartbeat-interval", "10", "--election-timeout", "100",
+            "--cert-file", h->cert, "--key-file", h->key, "--trusted-ca-file",
+            h->ca, "--client-cert-auth", "--listen-metrics-urls", murl,
+            (char *)NULL);
+    else
+      execl(h->bin, h->bin, "--data-dir", data, "--listen-client-urls", curl,
+            "--advertise-client-urls", curl, "--listen-peer-urls", purl,
+            "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
+            "--heartbeat-interval", "10", "--election-timeout", "100", (char *)NULL);
     _exit(127);
   }
   h->pid = pid;
@@ -190,7 +202,7 @@ static int spawn(etcd_harness *h) {
       h->pid = 0;
       return fail(h, "etcd exited during start-up (status %d); see %s", st, log);
     }
-    if (healthy(h->port))
+    if (healthy_port(h->ca[0] ? h->metrics_port : h->port))
       return 0;
     nap_ms(20);
   }
@@ -198,8 +210,23 @@ static int spawn(etcd_harness *h) {
   return fail(h, "etcd on port %d not healthy after 20 s; see %s", h->port, log);
 }
 
+static int start(etcd_harness *h, const char *base);
+
 int eh_start(etcd_harness *h, const char *base) {
   memset(h, 0, sizeof *h);
+  return start(h, base);
+}
+
+int eh_start_tls(etcd_harness *h, const char *base, const char *cert,
+                 const char *key, const char *ca) {
+  memset(h, 0, sizeof *h);
+  snprintf(h->cert, sizeof h->cert, "%s", cert);
+  snprintf(h->key, sizeof h->key, "%s", key);
+  snprintf(h->ca, sizeof h->ca, "%s", ca);
+  return start(h, base);
+}
+
+static int start(etcd_harness *h, const char *base) {
   if (find_etcd(h))
     return -1;
   if (!base)
@@ -214,7 +241,10 @@ int eh_start(etcd_harness *h, const char *base) {
     do
       h->peer_port = eh_free_port();
     while (h->peer_port == h->port);
-    if (h->port < 0 || h->peer_port < 0)
+    do
+      h->metrics_port = eh_free_port();
+    while (h->metrics_port == h->port || h->metrics_port == h->peer_port);
+    if (h->port < 0 || h->peer_port < 0 || h->metrics_port < 0)
       return fail(h, "no free loopback port");
     char data[300];
     snprintf(data, sizeof data, "%s/data", h->dir);

@@ -21,6 +21,10 @@ typedef struct etcd_harness {
   char dir[256]; /* temporary directory: data/ and etcd.log */
   char bin[512]; /* etcd executable */
   char err[512]; /* why the last call failed */
+  /* TLS (eh_start_tls): client URLs are https with client-certificate
+   * auth; /health is then read from a plain metrics listener. */
+  char cert[300], key[300], ca[300];
+  int metrics_port;
 } etcd_harness;
 
 /* A loopback TCP port that was free a moment ago, or -1. */
@@ -29,6 +33,10 @@ int eh_free_port(void);
 /* Find etcd, make a temporary directory under base (NULL = $TMPDIR or /tmp),
  * start etcd and wait until /health answers (up to 20 s). */
 int eh_start(etcd_harness *h, const char *base);
+/* Like eh_start, but serving https with the server certificate cert/key and
+ * requiring client certificates signed by ca (--client-cert-auth). */
+int eh_start_tls(etcd_harness *h, const char *base, const char *cert,
+                 const char *key, const char *ca);
 /* Stop etcd (SIGTERM, then SIGKILL after 5 s) and reap it. Keeps the data. */
 int eh_stop(etcd_harness *h);
 /* Start etcd again on the same ports and data directory. */

@@ -266,6 +266,27 @@ static int curl_transient(CURLcode cc, int sent, int *ambiguous) {
   }
 }
 
+/*
+ * A TLS alert from the server about our certificate: with OpenSSL curl
+ * reports it as a receive or connect error ("... alert certificate
+ * required", "... alert bad certificate", "... alert unknown ca"), which
+ * is otherwise transient. It will not get better by retrying: the caller
+ * gets LMQ_EAUTH at once instead of LMQ_EUNAVAIL after the whole timeout.
+ */
+static int tls_refused(const char *err) {
+  static const char *const alerts[] = {
+      "alert certificate required", "alert bad certificate", "alert unknown ca",
+      "alert certificate unknown", "alert access denied",
+      "alert unsupported certificate", "alert certificate revoked",
+      "alert certificate expired"};
+  if (!strstr(err, "alert"))
+    return 0;
+  for (size_t i = 0; i < sizeof alerts / sizeof *alerts; i++)
+    if (strstr(err, alerts[i]))
+      return 1;
+  return 0;
+}
+
 static int curl_definite(CURLcode cc, const char *what, const char *detail) {
   int code;
   switch (cc) {
@@ -381,6 +402,16 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
       curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
       snprintf(last, sizeof last, "%s: %.200s", e->u.eps[ep],
                errbuf[0] ? errbuf : curl_easy_strerror(cc));
+      if (e->u.tls && tls_refused(errbuf)) {
+        rc = lmq__error(LMQ_EAUTH,
+                        "etcd %s: the server refused the TLS handshake over "
+                        "our client certificate (%s)%s",
+                        what, last,
+                        e->u.cert ? ""
+                                  : "; the URI has no cert=/key= and the "
+                                    "server requires one");
+        goto done;
+      }
       if (!curl_transient(cc, sent > 0, &amb)) {
         rc = curl_definite(cc, what, last);
         goto done;
