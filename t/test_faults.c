@@ -7,6 +7,7 @@
 #include "util.h"
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,13 @@ static int should_fail(void) {
   fail_countdown = c - 1;
   return 0;
 }
-void *malloc(size_t n) { return should_fail() ? NULL : __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { return should_fail() ? NULL : __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) {
-  return should_fail() ? NULL : __libc_realloc(p, n);
+/* Default visibility (the build hides symbols) and --export-dynamic: the
+ * library's calls must resolve to these, not only the test's own. */
+#define EXPORTED __attribute__((visibility("default")))
+EXPORTED void *malloc(size_t n) { return should_fail() ? (errno = ENOMEM, NULL) : __libc_malloc(n); }
+EXPORTED void *calloc(size_t a, size_t b) { return should_fail() ? (errno = ENOMEM, NULL) : __libc_calloc(a, b); }
+EXPORTED void *realloc(void *p, size_t n) {
+  return should_fail() ? (errno = ENOMEM, NULL) : __libc_realloc(p, n);
 }
 
 /* Run op with the Nth allocation failing, for N = 0, 1, ... until op

@@ -128,6 +128,7 @@ struct lmq_env {
   pthread_mutex_t wal_mu;
   pthread_cond_t wal_cond;
   chunk *pending;    /* being filled */
+  chunk *next_chunk; /* replaces pending at the next rotation */
   int flushing;      /* a leader is writing */
   uint64_t done_seq; /* chunks up to this seq are written and published */
   lmq_id last_id;    /* last allocated message ID */

@@ -166,6 +166,8 @@ static void env_free(lmq_env *env) {
     close(env->wal_fd);
   if (env->pending)
     lmq__chunk_unref(env, env->pending);
+  if (env->next_chunk)
+    lmq__chunk_unref(env, env->next_chunk);
   lmq__chunk_free_all(env);
   lmq__unlock_dir(env->lockfd);
   pthread_mutex_destroy(&env->reg_mu);

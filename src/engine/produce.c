@@ -222,7 +222,16 @@ static void wait_done(lmq_env *env, uint64_t seq) {
         ;
       env->lingering = 0;
     }
-    chunk *fresh = lmq__chunk_new(env, c->seq + 1);
+    /* The producers of c made sure a next chunk was there (see
+     * lmq_produce): rotating needs no allocation, which could fail with
+     * nobody to report it to. */
+    chunk *fresh = env->next_chunk;
+    if (fresh) {
+      env->next_chunk = NULL;
+      fresh->seq = c->seq + 1;
+    } else {
+      fresh = lmq__chunk_new(env, c->seq + 1);
+    }
     if (!fresh) {
       /* Cannot rotate the pending chunk: wait for memory and retry. */
       env->flushing = 0;
@@ -322,6 +331,12 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
     return lmq__error(LMQ_ENOCHANNEL, "channel '%s' was destroyed", ch->name);
   }
   chunk *c = env->pending;
+  if (!env->next_chunk && !(env->next_chunk = lmq__chunk_new(env, 0))) {
+    pthread_mutex_unlock(&env->wal_mu);
+    lmq__chan_unreserve(ch, n);
+    lmq__chan_put(env, ch);
+    return lmq__error(LMQ_ENOMEM, "out of memory for a WAL chunk");
+  }
   if (chunk_reserve(c, size)) {
     pthread_mutex_unlock(&env->wal_mu);
     lmq__chan_unreserve(ch, n);

@@ -58,9 +58,13 @@ LMQ_API void lmq_msgstream_close(lmq_msgstream *s) {
   free(s->buf);
   for (size_t c = 0; c < s->nch; c++) {
     lmq_schan *ch = &s->ch[c];
-    /* A plain consumer has handed out everything it read: persist that. */
-    if (!s->tt && ch->sub)
+    /* A plain consumer has handed out everything it read: persist that --
+     * unless a kept batch still holds messages it did not hand out; then
+     * leave the cursor uncommitted so they are delivered again. */
+    if (!s->tt && ch->sub && !ch->has_pend)
       s->ctx->be->ops->commit(ch->sub);
+    if (ch->sub)
+      lmq__stream_pend_drop(s, c);
     if (ch->sub)
       s->ctx->be->ops->unsubscribe(ch->sub);
     free(ch->inq);
@@ -362,32 +366,75 @@ fail:
   return rc;
 }
 
+/*
+ * Read channel c's next messages into fn. The backend's cursor moves past a
+ * whole batch at once; if taking one of them fails (out of memory) the
+ * batch is kept and the next call resumes at that message, so nothing the
+ * backend handed over is dropped. A message that does not decode is
+ * skipped (a stream must not stall on one bad message) -- but running out
+ * of memory while decoding is a failure, not a bad message.
+ */
 int lmq__stream_read(lmq_msgstream *s, size_t c,
                      int (*fn)(void *arg, lmq_tsmsg *m), void *arg) {
   lmq_schan *ch = &s->ch[c];
   const lmq_backend_ops *ops = s->ctx->be->ops;
-  lmq_bbatch b;
-  int rc = ops->consume(ch->sub, &b, s->ctx->rbuf, 0);
-  if (rc)
-    return rc;
-  for (size_t i = 0; i < b.n && rc == 0; i++) {
+  int rc;
+  if (!ch->has_pend) {
+    if ((rc = ops->consume(ch->sub, &ch->pend, s->ctx->rbuf, 0)))
+      return rc;
+    ch->pend_at = ch->pend_taken = 0;
+    ch->has_pend = 1;
+  }
+  lmq_bbatch *b = &ch->pend;
+  size_t start = ch->pend_taken, i = start;
+  for (rc = 0; i < b->n && rc == 0; i++) {
     lmq_tsmsg *m = NULL;
-    if (lmq_msg_unmarshal(&m, s->ctx->disp, b.msgs[i].data, b.msgs[i].len)) {
-      /* Skipped: a stream must not stall on one bad message. */
-      continue;
+    int u = lmq_msg_unmarshal(&m, s->ctx->disp, b->msgs[i].data, b->msgs[i].len);
+    if (u == LMQ_ENOMEM) {
+      rc = u;
+      break;
     }
-    if ((rc = lmq__pos_set(&m->pos, ch->name, s->subname, b.msgs[i].id,
+    if (u)
+      continue; /* corrupt: skipped */
+    if ((rc = lmq__pos_set(&m->pos, ch->name, s->subname, b->msgs[i].id,
                            m->end_ts))) {
       lmq_tsmsg_unref(m);
       break;
     }
     m->has_pos = 1;
     m->chan = (unsigned)c;
-    rc = fn(arg, m);
+    if ((rc = fn(arg, m))) /* fn disposed of m */
+      break;
   }
-  size_t n = b.n;
-  ops->batch_free(ch->sub, &b);
-  return rc ? rc : (int)(n > 0x7fffffff ? 0x7fffffff : n);
+  ch->pend_taken = i; /* on a failure, message i is tried again */
+  if (rc)
+    return rc;
+  size_t n = i - start;
+  return (int)(n > 0x7fffffff ? 0x7fffffff : n);
+}
+
+void lmq__stream_take(lmq_msgstream *s, size_t c) {
+  lmq_schan *ch = &s->ch[c];
+  if (!ch->has_pend)
+    return;
+  ch->pend_at = ch->pend_taken;
+  if (ch->pend_at == ch->pend.n)
+    lmq__stream_pend_drop(s, c);
+}
+
+void lmq__stream_untake(lmq_msgstream *s, size_t c) {
+  lmq_schan *ch = &s->ch[c];
+  if (ch->has_pend)
+    ch->pend_taken = ch->pend_at;
+}
+
+/* Drop a kept batch (close, seek: the backend cursor moves anyway). */
+void lmq__stream_pend_drop(lmq_msgstream *s, size_t c) {
+  lmq_schan *ch = &s->ch[c];
+  if (ch->has_pend) {
+    s->ctx->be->ops->batch_free(ch->sub, &ch->pend);
+    ch->has_pend = 0;
+  }
 }
 
 static int plain_add(void *arg, lmq_tsmsg *m) {
@@ -433,6 +480,16 @@ static int plain_positions(lmq_msgstream *s, lmq_msg_pack *p) {
   return 0;
 }
 
+static void take_all(lmq_msgstream *s) {
+  for (size_t c = 0; c < s->nch; c++)
+    lmq__stream_take(s, c);
+}
+
+/*
+ * A plain pack: what is there now on every channel. What goes into it is
+ * taken from the kept backend batches only once the pack is complete; if
+ * building it fails, it is all given back and delivered by a later call.
+ */
 static int plain_consume(lmq_msg_pack **out, lmq_msgstream *s,
                          int timeout_ms) {
   uint64_t deadline =
@@ -443,18 +500,26 @@ static int plain_consume(lmq_msg_pack **out, lmq_msgstream *s,
     return rc;
   for (;;) {
     size_t read = 0;
+    int failed = 0;
     for (size_t k = 0; k < s->nch; k++) {
       size_t c = (s->rr + k) % s->nch;
       int n = lmq__stream_read(s, c, plain_add, p);
       if (n < 0) {
+        /* Hand out what the pack holds (the failure comes back on the
+         * next call if it lasts); the rest stays kept for next time. */
+        if (p->nmsgs) {
+          failed = 1;
+          break;
+        }
         rc = n;
         goto fail;
       }
       read += (size_t)n;
     }
     s->rr = (s->rr + 1) % s->nch;
-    if (p->nmsgs)
+    if (p->nmsgs || failed)
       break;
+    take_all(s); /* corrupt ones skipped: gone for good */
     /* Every message read was corrupt: keep going without waiting. */
     if (read)
       continue;
@@ -468,9 +533,13 @@ static int plain_consume(lmq_msg_pack **out, lmq_msgstream *s,
   }
   if ((rc = plain_positions(s, p)))
     goto fail;
+  take_all(s);
   *out = p;
   return 0;
 fail:
+  /* Nothing of this pack reaches the caller: give it all back. */
+  for (size_t c = 0; c < s->nch; c++)
+    lmq__stream_untake(s, c);
   lmq_msg_pack_destroy(p);
   return rc;
 }
@@ -522,6 +591,7 @@ LMQ_API int lmq_msgstream_seek(lmq_msgstream *s,
     int c = chan_index(s, &positions[i]);
     lmq__pos_id(&id, &positions[i]);
     /* A plain stream resumes after the position. */
+    lmq__stream_pend_drop(s, (size_t)c);
     int rc = s->ctx->be->ops->seek(s->ch[c].sub, id + 1);
     if (rc)
       return rc;

@@ -29,6 +29,13 @@ typedef struct lmq_schan {
   lmq_bsub *sub;
   int fd;
   int in_set; /* fd registered in the stream's epoll set */
+  /* A batch the backend handed over whose messages were not all taken
+   * (a failure in the middle): its rest is read first next time, so the
+   * cursor having moved past it loses nothing. */
+  lmq_bbatch pend;
+  size_t pend_at;    /* messages before it are taken for good */
+  size_t pend_taken; /* taken by the consume in progress (>= pend_at) */
+  int has_pend;
   /* TtMsgStream only */
   lmq_tsmsg **inq; /* decoded, not yet processed (read ahead) */
   size_t qhead, qlen, qcap;
@@ -65,6 +72,11 @@ struct lmq_msgstream {
  * message with its position; calls fn(arg, msg) per message, which takes
  * the reference. Corrupt messages are skipped. Returns the number read
  * from the backend (>= 0) or an error. */
+void lmq__stream_pend_drop(lmq_msgstream *s, size_t c);
+/* After lmq__stream_read: keep what it took (take), or give it back so the
+ * next read delivers it again (untake), when building the pack failed. */
+void lmq__stream_take(lmq_msgstream *s, size_t c);
+void lmq__stream_untake(lmq_msgstream *s, size_t c);
 int lmq__stream_read(lmq_msgstream *s, size_t c,
                      int (*fn)(void *arg, lmq_tsmsg *m), void *arg);
 /* Wait up to timeout_ms for the epoll set (0: no wait). 1 ready, 0 not. */

@@ -273,6 +273,7 @@ int lmq__tt_consume(lmq_msg_pack **out, lmq_msgstream *s, int timeout_ms) {
       lmq_schan *ch = &s->ch[c];
       if (ch->qhead == ch->qlen) {
         int n = lmq__stream_read(s, c, q_push, ch);
+        lmq__stream_take(s, c); /* what q_push took is in the queue */
         if (n < 0)
           return n;
         progress |= n > 0;
@@ -329,6 +330,7 @@ int lmq__tt_seek(lmq_msgstream *s, const lmq_msg_position *p, size_t n) {
     lmq_schan *ch = &s->ch[c];
     uint64_t id = 0;
     lmq__pos_id(&id, pos);
+    lmq__stream_pend_drop(s, c);
     if ((rc = s->ctx->be->ops->seek(ch->sub, id)) ||
         (rc = lmq_msg_position_copy(&ch->start, pos)))
       break;
