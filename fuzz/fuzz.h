@@ -11,13 +11,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A property the target checks: abort (a finding for libFuzzer, a crash for
  * the replay test) with the reason when it does not hold. */
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__,  \
-              #cond);                                                         \
-      abort();                                                                \
-    }                                                                         \
+#define FUZZ_CHECK(cond)                                                               \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
+      fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, #cond);    \
+      abort();                                                                         \
+    }                                                                                  \
   } while (0)
 
 /* A heap copy of exactly n bytes (never NULL): a decoder reading past the

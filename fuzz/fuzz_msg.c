@@ -13,8 +13,8 @@
  */
 #include "config.h"
 #include "fuzz.h"
-#include "lmq_stream.h"
 #include "lmq_msg.pb-c.h"
+#include "lmq_stream.h"
 
 static lmq_dispatcher *disp;
 
@@ -54,8 +54,9 @@ static void round_trip(const lmq_tsmsg *m) {
 
 static size_t insert_rows(const lmq_tsmsg *m) {
   const Lmqpb__InsertRequest *b = lmq_tsmsg_body(m);
-  return b->num_rows ? (size_t)b->num_rows : b->n_hash_values ? b->n_hash_values
-                                                                : b->n_row_ids;
+  return b->num_rows        ? (size_t)b->num_rows
+         : b->n_hash_values ? b->n_hash_values
+                            : b->n_row_ids;
 }
 
 static void repack(lmq_tsmsg *m, size_t nch) {

@@ -5,8 +5,8 @@
  * build:  make fuzz/gen_corpus && fuzz/gen_corpus fuzz/corpus
  * The output is committed; regenerate it only when the wire format changes.
  */
-#include "lmq_stream.h"
 #include "lmq_msg.pb-c.h"
+#include "lmq_stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +15,7 @@
 static const char *dir;
 static lmq_dispatcher *disp;
 
-static void write_file(const char *sub, const char *name, const void *p,
-                       size_t n) {
+static void write_file(const char *sub, const char *name, const void *p, size_t n) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
   FILE *f = fopen(path, "wb");
@@ -134,18 +133,17 @@ static void insert(const char *name, size_t rows, int keys_in_body) {
     b->hash_values[r] = keys[r] = (uint32_t)r;
   }
   static const Lmqpb__DataType types[] = {
-      LMQPB__DATA_TYPE__Int64,  LMQPB__DATA_TYPE__Bool,
-      LMQPB__DATA_TYPE__Int32,  LMQPB__DATA_TYPE__Float,
-      LMQPB__DATA_TYPE__Double, LMQPB__DATA_TYPE__VarChar,
+      LMQPB__DATA_TYPE__Int64,       LMQPB__DATA_TYPE__Bool,
+      LMQPB__DATA_TYPE__Int32,       LMQPB__DATA_TYPE__Float,
+      LMQPB__DATA_TYPE__Double,      LMQPB__DATA_TYPE__VarChar,
       LMQPB__DATA_TYPE__FloatVector, LMQPB__DATA_TYPE__BinaryVector};
   b->n_fields_data = sizeof types / sizeof *types;
   b->fields_data = calloc(b->n_fields_data, sizeof *b->fields_data);
   for (size_t i = 0; i < b->n_fields_data; i++)
-    b->fields_data[i] =
-        column(types[i], "col", rows,
-               types[i] == LMQPB__DATA_TYPE__FloatVector    ? 4
-               : types[i] == LMQPB__DATA_TYPE__BinaryVector ? 16
-                                                              : 0);
+    b->fields_data[i] = column(types[i], "col", rows,
+                               types[i] == LMQPB__DATA_TYPE__FloatVector    ? 4
+                               : types[i] == LMQPB__DATA_TYPE__BinaryVector ? 16
+                                                                            : 0);
   lmq_tsmsg *m = wrap(LMQ_MSG_INSERT, b, keys, keys_in_body ? 0 : rows);
   free(keys);
   emit(name, m);

@@ -328,8 +328,11 @@ typedef int (*lmq_repack_fn)(lmq_repack_out *out, lmq_tsmsg *const *msgs,
  * the body's hash_values, one per row) and regrouped into one Insert message
  * per channel holding that channel's rows in their order (a message whose
  * rows all land on one channel is sent as is); Delete goes by its first key.
- * Errors: LMQ_EINVAL (a message without hash keys, an Insert whose key or
- * column counts do not match its rows), LMQ_ENOMEM.
+ * An Insert is checked whole before it is split: row IDs, timestamps and
+ * body hash values are absent or one per row; each column holds exactly
+ * rows x per-row values in the array its type names and nothing in the
+ * others. Errors: LMQ_EINVAL (a message without hash keys, an Insert that
+ * fails that check), LMQ_ENOMEM.
  */
 LMQ_API int lmq_repack_default(lmq_repack_out *out, lmq_tsmsg *const *msgs,
                                size_t n, size_t nchannels, void *arg);

@@ -18,15 +18,15 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <lmdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ setup */
 
@@ -844,7 +844,8 @@ Test(codec, prefix_end_handles_0xff) {
  * one: a decoder reading past len faults even without ASan. */
 static char *at_page_end(void **map, size_t *maplen, const char *body, size_t len) {
   size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-  char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *m =
+      mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   cr_assert_neq(m, MAP_FAILED);
   cr_assert_eq(mprotect(m + pg, pg, PROT_NONE), 0);
   *map = m;

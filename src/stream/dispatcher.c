@@ -202,12 +202,14 @@ static int bad_field_number(const ProtobufCMessage *m) {
       continue;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
       size_t n = *(const size_t *)(base + f->quantifier_offset);
-      ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+      ProtobufCMessage *const *v =
+          *(ProtobufCMessage *const *const *)(base + f->offset);
       for (size_t j = 0; j < n; j++)
         if (v[j] && bad_field_number(v[j]))
           return 1;
     } else {
-      const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + f->offset);
+      const ProtobufCMessage *sub =
+          *(const ProtobufCMessage *const *)(base + f->offset);
       if (sub && bad_field_number(sub))
         return 1;
     }
@@ -546,7 +548,8 @@ LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
     goto done;
   }
   if (bad_field_number(&env->base)) {
-    rc = lmq__error(LMQ_ECORRUPT, "message envelope carries field number 0 (or > 2^29-1)");
+    rc = lmq__error(LMQ_ECORRUPT,
+                    "message envelope carries field number 0 (or > 2^29-1)");
     goto done;
   }
   uint32_t type = (uint32_t)env->msg_base->msg_type;
