@@ -11,7 +11,8 @@ what=${1:-demo}
 PKGS="build-essential pkg-config autoconf automake libtool libcurl4-openssl-dev
 liblmdb-dev libxxhash-dev libprotobuf-c-dev protobuf-c-compiler libcjson-dev
 libcriterion-dev libnats-dev librocksdb-dev etcd-server etcd-client
-nats-server curl gnuplot-nox clang libclang-rt-14-dev llvm"
+nats-server curl gnuplot-nox clang libclang-rt-14-dev llvm openssl valgrind
+linux-perf"
 
 missing=""
 for p in $PKGS; do

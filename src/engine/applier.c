@@ -29,9 +29,14 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
     for (size_t i = 0; i < c->nrecs; i++) {
       rec_ref *r = &c->recs[i];
       lmq_chan *ch = r->ch;
-      /* A channel being destroyed is applied like any other: its destroy
-       * becomes durable only after this, and until then a crash must find
-       * every acknowledged message of it (see lmq_channel_destroy). */
+      /* A channel being destroyed is applied like any other: until its
+       * drop is committed a crash must find every acknowledged message of
+       * it. Once the drop is committed (dropped is set inside that write
+       * transaction, so no apply transaction can be open meanwhile), its
+       * sub-database is gone and its records are skipped: recovery would
+       * skip them too, the channel being gone. */
+      if (atomic_load(&ch->dropped))
+        continue;
       MDB_cursor *cur;
       if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
         goto fail;
@@ -60,7 +65,7 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
   for (chunk *c = list; c; c = c->next)
     for (size_t i = 0; i < c->nrecs; i++) {
       lmq_chan *ch = c->recs[i].ch;
-      if (ch->apply_written)
+      if (ch->apply_written || atomic_load(&ch->dropped))
         continue;
       ch->apply_written = 1;
       if ((rc = lmq__chan_sys_put(env, txn, ch, ch->abytes + ch->apply_add)))
@@ -190,7 +195,14 @@ static void duties(lmq_env *env, uint64_t *last_retention, int map_full) {
    * apply at any produce rate. */
   uint64_t every = map_full ? 20000000u : 1000000000u;
   if (now - *last_retention >= every || lmq__chan_over_limit(env)) {
-    lmq__chan_retention(env, lmq__now_ms());
+    uint64_t freed = 0;
+    lmq__chan_retention(env, lmq__now_ms(), &freed);
+    /* On a full map the apply that failed can use the freed pages only
+     * once two more transactions have committed (see lmq__sys_touch). */
+    if (map_full && freed) {
+      lmq__sys_touch(env);
+      lmq__sys_touch(env);
+    }
     *last_retention = now;
   }
 }
@@ -242,7 +254,7 @@ void *lmq__applier_main(void *arg) {
           chunk *next = c->next;
           for (size_t i = 0; i < c->nrecs; i++) {
             lmq__chan_trim(c->recs[i].ch, c->recs[i].first_id + c->recs[i].count - 1);
-            lmq__chan_put(env, c->recs[i].ch);
+            lmq__chan_put_queued(env, c->recs[i].ch);
             c->recs[i].ch = NULL;
           }
           bytes += c->len;

@@ -121,10 +121,15 @@ int lmq__chan_get(lmq_chan **out, lmq_env *env, const char *name) {
   return 0;
 }
 
+void lmq__chan_put_queued(lmq_env *env, lmq_chan *ch) {
+  atomic_fetch_sub(&ch->qheld, 1);
+  lmq__chan_put(env, ch);
+}
+
 void lmq__chan_put(lmq_env *env, lmq_chan *ch) {
   pthread_mutex_lock(&env->reg_mu);
   unsigned left = --ch->refs;
-  if (left == 1 && atomic_load(&ch->dead))
+  if (atomic_load(&ch->dead)) /* a destroy may wait for this (rare) */
     pthread_cond_broadcast(&env->reg_cond);
   pthread_mutex_unlock(&env->reg_mu);
   if (left == 0)
@@ -236,11 +241,16 @@ static int drop_lmdb(lmq_env *env, lmq_chan *ch) {
     char key[LMQ_NAME_MAX + 3];
     lmq__chan_key(key, ch->name);
     MDB_val k = {ch->name_len + 2, key};
+    /* Set while this write transaction excludes the applier's: its next
+     * transaction skips the channel's records (see applier.c). */
+    atomic_store(&ch->dropped, 1);
     if ((rc = mdb_drop(txn, ch->dbi, 1)) ||
         ((rc = mdb_del(txn, env->sysdbi, &k, NULL)) && rc != MDB_NOTFOUND))
       mdb_txn_abort(txn);
     else
       rc = mdb_txn_commit(txn);
+    if (rc)
+      atomic_store(&ch->dropped, 0);
   }
   return rc ? lmq__mdb_code(rc, "destroy channel")
             : lmq__mdb_durable(env, "destroy channel");
@@ -367,7 +377,11 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   pthread_mutex_lock(&env->reg_mu);
   reg_remove_locked(env, ch);
   ch->refs--; /* the registry's reference */
-  while (ch->refs > 1)
+  /* Wait for the callers still inside (consumers woken above), not for
+   * records queued for the applier: with a full map those may never be
+   * applied, and this destroy is what frees the pages (it used to wait
+   * for them forever). They are skipped once the drop is committed. */
+  while (ch->refs - atomic_load(&ch->qheld) > 1)
     pthread_cond_wait(&env->reg_cond, &env->reg_mu);
   pthread_mutex_unlock(&env->reg_mu);
   /* Nobody else uses the channel or its dbi handle now. */
@@ -592,7 +606,8 @@ int lmq__chan_over_limit(lmq_env *env) {
   return over;
 }
 
-int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
+int lmq__chan_retention(lmq_env *env, uint64_t now_ms, uint64_t *freed_bytes) {
+  *freed_bytes = 0;
   size_t n;
   lmq_chan **list = lmq__chan_snapshot(env, &n, 1);
   if (!list)
@@ -633,8 +648,10 @@ int lmq__chan_retention(lmq_env *env, uint64_t now_ms) {
     if (rc)
       mdb_txn_abort(txn);
     else if (!(rc = mdb_txn_commit(txn)))
-      for (size_t i = 0; i < n; i++)
+      for (size_t i = 0; i < n; i++) {
         list[i]->abytes -= freed[i];
+        *freed_bytes += freed[i];
+      }
   }
   lmq__chan_release(env, list, n);
   free(freed);

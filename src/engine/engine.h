@@ -58,6 +58,8 @@ struct lmq_chan {
   MDB_dbi dbi;
   unsigned refs;    /* under env->reg_mu; the registry holds one */
   atomic_int dead;  /* destroyed: no new produce or consume */
+  atomic_uint qheld; /* of refs, those held by records waiting for the applier */
+  atomic_int dropped; /* its sub-database is gone: the applier skips it */
   pthread_mutex_t mu;
   pthread_cond_t cond; /* new messages or destroy */
   unsigned waiters;    /* consumers blocked on cond */
@@ -215,6 +217,11 @@ int lmq__envdir_prepare(lmq_env *env);
 int lmq__sys_get(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v, int n);
 int lmq__sys_put(MDB_txn *txn, MDB_dbi dbi, const char *key, const uint64_t *v,
                  int n);
+/* Commit a tiny transaction (a "#sys" counter) so that pages freed by the
+ * transactions before it can be reused: LMDB hands out pages freed by
+ * transaction T only from T + 2 on, and failing (aborted) applies do not
+ * count. Needed to get out of a full map. */
+int lmq__sys_touch(lmq_env *env);
 
 /* --- recover.c */
 /* Replay the WAL after the applied position (see docs/engine.md,
@@ -251,6 +258,8 @@ int lmq__wal_sync_dir(lmq_env *env);
 int lmq__wal_barrier(lmq_env *env);
 
 /* --- channel.c */
+/* Release the reference a queued record held (applier, failed leader). */
+void lmq__chan_put_queued(lmq_env *env, lmq_chan *ch);
 int lmq__chan_get(lmq_chan **out, lmq_env *env, const char *name);
 void lmq__chan_put(lmq_env *env, lmq_chan *ch);
 int lmq__chan_load_all(lmq_env *env, MDB_txn *txn);
@@ -266,7 +275,7 @@ void lmq__chan_release(lmq_env *env, lmq_chan **list, size_t n);
 /* 1 if a channel holds more than its byte limit (applier, after applies). */
 int lmq__chan_over_limit(lmq_env *env);
 /* Apply retention limits (applier thread; own transaction). */
-int lmq__chan_retention(lmq_env *env, uint64_t now_ms);
+int lmq__chan_retention(lmq_env *env, uint64_t now_ms, uint64_t *freed_bytes);
 /* Reserve room in the tail for n messages before writing them (produce);
  * give it back if they are not published. LMQ_ENOMEM. */
 int lmq__chan_reserve(lmq_chan *ch, size_t n);

@@ -393,7 +393,7 @@ static void env_shutdown(lmq_env *env) {
     chunk *n = c->next;
     for (size_t i = 0; i < c->nrecs; i++)
       if (c->recs[i].ch)
-        lmq__chan_put(env, c->recs[i].ch);
+        lmq__chan_put_queued(env, c->recs[i].ch);
     c->nrecs = 0;
     lmq__chunk_unref(env, c);
     c = n;

@@ -165,7 +165,7 @@ out_unlock:
   if (rc) {
     for (size_t i = 0; i < c->nrecs; i++) {
       lmq__chan_unreserve(c->recs[i].ch, c->recs[i].count);
-      lmq__chan_put(env, c->recs[i].ch);
+      lmq__chan_put_queued(env, c->recs[i].ch);
       c->recs[i].ch = NULL;
     }
     c->nrecs = 0;
@@ -360,6 +360,7 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
                                         ch->incarnation, first, (uint32_t)n);
   rec_ref *r = &c->recs[c->nrecs++];
   r->ch = ch; /* the chunk now holds our channel reference */
+  atomic_fetch_add(&ch->qheld, 1);
   r->first_id = first;
   r->count = (uint32_t)n;
   r->off = (size_t)(p - c->buf);

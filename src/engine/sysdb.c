@@ -38,3 +38,18 @@ int lmq__sys_put(MDB_txn *txn, MDB_dbi dbi, const char *key,
 }
 
 
+
+int lmq__sys_touch(lmq_env *env) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+  if (rc)
+    return rc;
+  uint64_t v = 0;
+  lmq__sys_get(txn, env->sysdbi, "tick", &v, 1);
+  v++;
+  if ((rc = lmq__sys_put(txn, env->sysdbi, "tick", &v, 1))) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn);
+}

@@ -667,6 +667,7 @@ static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max, int timeout_ms) 
       lmq__mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
   efd_clear(s->efd);
   natsStatus st;
+  int want = batch; /* how many a waiting fetch asks for */
   for (;;) {
     st = fetch(s, &nbt->list, batch, 0);
     if (st == NATS_OK && nbt->list.Count > 0)
@@ -683,6 +684,12 @@ static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max, int timeout_ms) 
       if (atomic_load(&s->stored) <= s->last &&
           ((rc = stored_load(s)) || atomic_load(&s->stored) <= s->last))
         break;
+      /* Wait for what is stored, not for a whole batch: a fetch of N
+       * returns when N are there or the wait ends, so one message used
+       * to take the whole catch-up wait (~200 ms). */
+      uint64_t stored = atomic_load(&s->stored) - s->last;
+      if (stored < (uint64_t)want)
+        want = (int)stored;
       left = NB_CATCH_UP_MS;
       timeout_ms = NB_CATCH_UP_MS;
       deadline = lmq__mono_ns() + (uint64_t)left * 1000000;
@@ -692,11 +699,7 @@ static int n_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max, int timeout_ms) 
         break;
       left = (int)((deadline - now + 999999) / 1000000);
     }
-    /* Wait for one message, not a whole batch: a fetch of N returns only
-     * when N are there or the wait ends, which delayed a lone message by
-     * the whole wait (~200 ms in the catch-up). The next consume takes the
-     * rest without waiting. */
-    st = fetch(s, &nbt->list, 1, left);
+    st = fetch(s, &nbt->list, want, left);
     if (st == NATS_OK && nbt->list.Count > 0)
       break;
     natsMsgList_Destroy(&nbt->list);
