@@ -15,41 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define NO_FAILMALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define NO_FAILMALLOC 1
-#endif
-#endif
+#include "failmalloc.h"
 
 #ifndef NO_FAILMALLOC
-/* -1: never fail; otherwise the number of allocations still allowed. */
-static volatile long fail_countdown = -1;
-static volatile long failures;
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-
-static int should_fail(void) {
-  long c = fail_countdown;
-  if (c < 0)
-    return 0;
-  if (c == 0) {
-    failures++;
-    return 1;
-  }
-  fail_countdown = c - 1;
-  return 0;
-}
-/* Default visibility (the build hides symbols) and --export-dynamic: the
- * library's calls must resolve to these, not only the test's own. */
-#define EXPORTED __attribute__((visibility("default")))
-EXPORTED void *malloc(size_t n) { return should_fail() ? (errno = ENOMEM, NULL) : __libc_malloc(n); }
-EXPORTED void *calloc(size_t a, size_t b) { return should_fail() ? (errno = ENOMEM, NULL) : __libc_calloc(a, b); }
-EXPORTED void *realloc(void *p, size_t n) {
-  return should_fail() ? (errno = ENOMEM, NULL) : __libc_realloc(p, n);
-}
 
 /* Run op with the Nth allocation failing, for N = 0, 1, ... until op
  * succeeds with no failure injected. Each failure must be a clean error. */
