@@ -89,8 +89,11 @@ static int res_add(lmq_msgs *r, lmq_id id, const void *data, size_t len) {
 }
 
 static void res_finish(lmq_msgs *r) {
+  /* Only empty payloads leave the arena unallocated (NULL + 0 is undefined
+   * behaviour, found by the wal_recover fuzz target under UBSan). */
+  static const unsigned char empty[1];
   for (size_t i = 0; i < r->n; i++)
-    r->v[i].data = r->arena + (uintptr_t)r->v[i].data;
+    r->v[i].data = r->arena ? r->arena + (uintptr_t)r->v[i].data : empty;
 }
 
 /* Copy tail entries with id >= from (caller holds ch->mu). */
