@@ -497,6 +497,9 @@ LMQ_API void lmq_chansvc_destroy(lmq_chansvc *svc);
 /*
  * Allocate n (1..4096) new channels with unique names (unique across every
  * process sharing the metadata store), record owner, and create them.
+ * The owner records go to the store in transactions of at most 100 (etcd
+ * allows 128 operations in one); if one fails, those written are removed
+ * again and the numbers reserved are not reused.
  * *names: NULL-terminated array freed with lmq_strv_free().
  * Errors: LMQ_EINVAL, LMQ_ECONFLICT (kept losing races), meta and backend
  * errors.

@@ -3,6 +3,7 @@
  * etcd that the test starts itself on free loopback ports.
  */
 #include "util.h"
+#include "lmq_stream.h"
 #include "etcd_harness.h"
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -232,5 +233,36 @@ Test(engine_etcd, destroyed_groups_stay_destroyed_when_seeks_and_commits_race) {
   for (int i = 0; i < 40; i++)
     back += lmq_group_exists(env, "c", r[i].group) == 1;
   cr_assert_eq(back, 0, "%d of 40 destroyed groups came back after a reopen", back);
+  lmq_env_close(env);
+}
+
+/* lmq_chansvc_create_channels promises 1..4096 names but sent n + 1
+ * operations in one etcd transaction, which etcd refuses above 128. */
+Test(engine_etcd, the_channel_service_creates_hundreds_of_channels_on_etcd) {
+  lmq_env *env = open_etcd();
+  lmq_stream_factory *f = NULL;
+  cr_assert_eq(lmq_stream_factory_create(&f), 0);
+  cr_assert_eq(lmq_stream_factory_set_env(f, env), 0);
+  lmq_chansvc *svc = NULL;
+  cr_assert_eq(lmq_chansvc_create(&svc, f), 0, "%s", lmq_errmsg());
+  lmq_channel_owner o = {"proxy", "127.0.0.1:19530", "many"};
+  char **names = NULL;
+  cr_assert_eq(lmq_chansvc_create_channels(&names, svc, &o, 300), 0, "%s",
+               lmq_errmsg());
+  size_t n = 0;
+  while (names[n])
+    n++;
+  cr_assert_eq(n, 300);
+  lmq_channel_desc *d = NULL;
+  cr_assert_eq(lmq_chansvc_describe_channels(&d, svc, (const char *const *)names, n),
+               0, "%s", lmq_errmsg());
+  cr_assert_str_eq(d[299].role, "proxy");
+  lmq_channel_descs_free(d, n);
+  cr_assert_eq(lmq_channel_exists(env, names[150]), 1);
+  cr_assert_eq(lmq_chansvc_destroy_channels(svc, (const char *const *)names, n), 0,
+               "%s", lmq_errmsg());
+  lmq_strv_free(names);
+  lmq_chansvc_destroy(svc);
+  lmq_stream_factory_destroy(f);
   lmq_env_close(env);
 }

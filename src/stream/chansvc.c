@@ -22,6 +22,8 @@
 #define SEQ_KEY "chansvc/seq"
 #define CH_PREFIX "chansvc/ch/"
 #define MAX_CREATE 4096
+/* Owner records per metadata transaction (etcd allows 128 operations). */
+#define OWNER_BATCH 100
 
 struct lmq_chansvc {
   lmq_stream_ctx *ctx;
@@ -141,26 +143,49 @@ LMQ_API int lmq_chansvc_create_channels(char ***names, lmq_chansvc *svc,
       break;
     char next[32];
     int nl = snprintf(next, sizeof next, "%" PRIu64, seq + n);
+    /* Reserve the n numbers: one compare and one put, whatever n is. */
     cmps[0] = (lmq_meta_cmp){LMQ_META_CMP_VERSION, SEQ_KEY, strlen(SEQ_KEY),
                              version, NULL, 0};
     ops[0] = (lmq_meta_op){LMQ_META_PUT, SEQ_KEY, strlen(SEQ_KEY), next,
                            (size_t)nl};
-    for (size_t i = 0; i < n; i++) {
-      int kl = snprintf(keys[i], sizeof keys[i], CH_PREFIX "lmq-ch-%" PRIu64,
-                        seq + 1 + i);
-      /* The name must be new even if someone wrote the key by hand. */
-      cmps[i + 1] = (lmq_meta_cmp){LMQ_META_CMP_VERSION, keys[i], (size_t)kl,
-                                   0, NULL, 0};
-      ops[i + 1] = (lmq_meta_op){LMQ_META_PUT, keys[i], (size_t)kl, oval,
-                                 olen};
-    }
-    rc = lmq_meta_txn(svc->meta, cmps, n + 1, ops, n + 1);
+    if ((rc = lmq_meta_txn(svc->meta, cmps, 1, ops, 1)))
+      continue;
+    for (size_t i = 0; i < n; i++)
+      snprintf(keys[i], sizeof keys[i], CH_PREFIX "lmq-ch-%" PRIu64, seq + 1 + i);
   }
   if (rc == LMQ_ECONFLICT)
     rc = lmq__error(LMQ_ECONFLICT, "create_channels: lost 64 races for the "
                                    "name counter");
   if (rc)
     goto done;
+  /*
+   * The owner records, in transactions of at most OWNER_BATCH operations:
+   * etcd refuses more than 128 in one (--max-txn-ops), and n may be 4096.
+   * Each name must be new even if someone wrote the key by hand. If a batch
+   * fails, the records already written are deleted again (best effort) and
+   * the numbers stay used: a failed call creates nothing.
+   */
+  size_t done_n = 0;
+  while (done_n < n && !rc) {
+    size_t k = n - done_n < OWNER_BATCH ? n - done_n : OWNER_BATCH;
+    for (size_t i = 0; i < k; i++) {
+      const char *key = keys[done_n + i];
+      cmps[i] = (lmq_meta_cmp){LMQ_META_CMP_VERSION, key, strlen(key), 0, NULL, 0};
+      ops[i] = (lmq_meta_op){LMQ_META_PUT, key, strlen(key), oval, olen};
+    }
+    if (!(rc = lmq_meta_txn(svc->meta, cmps, k, ops, k)))
+      done_n += k;
+  }
+  if (rc) {
+    for (size_t i = 0; i < done_n; i += OWNER_BATCH) {
+      size_t k = done_n - i < OWNER_BATCH ? done_n - i : OWNER_BATCH;
+      for (size_t j = 0; j < k; j++)
+        ops[j] = (lmq_meta_op){LMQ_META_DEL, keys[i + j], strlen(keys[i + j]),
+                               NULL, 0};
+      lmq_meta_txn(svc->meta, NULL, 0, ops, k);
+    }
+    goto done;
+  }
   lmq_backend *be = svc->ctx->be;
   for (size_t i = 0; i < n; i++) {
     if (!(v[i] = strdup(keys[i] + strlen(CH_PREFIX)))) {
