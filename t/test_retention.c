@@ -183,3 +183,41 @@ Test(retention, a_full_map_recovers_when_retention_frees_space, .timeout = 90) {
   lmq_env_close(env);
   tmpdir_rm(dir);
 }
+
+/* INTERVAL fsyncs happen on their schedule while a producer never pauses
+ * (they used to run only when the applier was idle). */
+Test(retention, interval_fsyncs_keep_their_schedule_under_load, .timeout = 60) {
+  char *dir = tmpdir_new();
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.sync = LMQ_SYNC_INTERVAL;
+  o.sync_interval_ms = 50;
+  o.wal_segment_size = (uint64_t)4 << 30; /* no roll (a roll syncs too) */
+  o.checkpoint_bytes = (uint64_t)8 << 30;
+  o.map_size = (uint64_t)4 << 30;
+  o.apply_interval_ms = 5;
+  o.apply_bytes = 1 << 20;
+  o.max_unapplied = 4 << 20;
+  lmq_env *env;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  static char payload[1024];
+  memset(payload, 'x', sizeof payload);
+  lmq_buf b[16];
+  for (int i = 0; i < 16; i++)
+    b[i] = (lmq_buf){payload, sizeof payload};
+  lmq_env_stats s0, s1;
+  cr_assert_eq(lmq_env_stats_get(&s0, env), 0);
+  uint64_t t0 = now_ms(), end = t0 + 2000;
+  while (now_ms() < end)
+    cr_assert_eq(lmq_produce(env, "c", b, 16, NULL, LMQ_SYNC_DEFAULT), 0, "%s",
+                 lmq_errmsg());
+  uint64_t ms = now_ms() - t0;
+  cr_assert_eq(lmq_env_stats_get(&s1, env), 0);
+  uint64_t syncs = s1.fsyncs - s0.fsyncs, due = ms / o.sync_interval_ms;
+  /* No segment rolls here: these are the interval fsyncs; at least half
+   * of those due. */
+  cr_assert_geq(syncs, due / 2, "%llu fsyncs in %llu ms of INTERVAL(%u ms) produce",
+                (unsigned long long)syncs, (unsigned long long)ms, o.sync_interval_ms);
+  lmq_env_close(env);
+  tmpdir_rm(dir);
+}
