@@ -483,6 +483,18 @@ LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
 /* --------------------------------------------------------------------- */
 /* Tails                                                                 */
 
+size_t lmq__chan_tail_find(const lmq_chan *ch, lmq_id from) {
+  size_t lo = ch->thead, hi = ch->tlen;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ch->tail[mid].id < from)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 /* Move the live entries to the front of the tail array (ch->mu held). */
 static void tail_compact(lmq_chan *ch) {
   if (ch->thead == 0)

@@ -98,15 +98,7 @@ static void res_finish(lmq_msgs *r) {
 
 /* Copy tail entries with id >= from (caller holds ch->mu). */
 static int copy_tail(lmq_chan *ch, lmq_id from, size_t max, lmq_msgs *r) {
-  size_t lo = ch->thead, hi = ch->tlen;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ch->tail[mid].id < from)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  for (size_t i = lo; i < ch->tlen && max; i++, max--)
+  for (size_t i = lmq__chan_tail_find(ch, from); i < ch->tlen && max; i++, max--)
     if (res_add(r, ch->tail[i].id, ch->tail[i].data, ch->tail[i].len))
       return LMQ_ENOMEM;
   return 0;

@@ -35,6 +35,19 @@ static void committed(lmq_group *g, lmq_id value) {
   pthread_mutex_unlock(&g->mu);
 }
 
+/* The group now reads from cursor (persisted as committed): set it, and
+ * wake blocked consumers and pollers to look again (g->commit_mu held). */
+static void move_to(lmq_chan *ch, lmq_group *g, lmq_id cursor) {
+  pthread_mutex_lock(&g->mu);
+  g->cursor = g->committed = cursor;
+  atomic_store(&g->dirty, 0);
+  pthread_mutex_lock(&ch->mu);
+  lmq__group_wake_locked(ch, g);
+  pthread_mutex_unlock(&ch->mu);
+  lmq__group_fd_update(ch, g);
+  pthread_mutex_unlock(&g->mu);
+}
+
 LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
                              const char *group) {
   lmq__error_clear();
@@ -85,14 +98,8 @@ LMQ_API int lmq_group_rewind(lmq_env *env, const char *channel,
   if (rc)
     return rc;
   if (!(rc = commit_lock(g, group))) {
-    pthread_mutex_lock(&g->mu);
-    g->cursor = g->committed;
-    atomic_store(&g->dirty, 0);
-    pthread_mutex_lock(&ch->mu);
-    lmq__group_wake_locked(ch, g);
-    pthread_mutex_unlock(&ch->mu);
-    lmq__group_fd_update(ch, g);
-    pthread_mutex_unlock(&g->mu);
+    /* committed changes only under commit_mu, which we hold */
+    move_to(ch, g, g->committed);
     pthread_mutex_unlock(&g->commit_mu);
   }
   lmq__chan_put(env, ch);
@@ -123,16 +130,8 @@ static int seek(lmq_env *env, const char *channel, const char *group, int kind,
      * follow the clock, so a message produced in the same millisecond as
      * a seek to "newest + 10" could get an ID below it and be skipped.) */
     id = next;
-  if (!(rc = lmq__group_persist(env, ch, g, id))) {
-    pthread_mutex_lock(&g->mu);
-    g->cursor = g->committed = id;
-    atomic_store(&g->dirty, 0);
-    pthread_mutex_lock(&ch->mu);
-    lmq__group_wake_locked(ch, g);
-    pthread_mutex_unlock(&ch->mu);
-    lmq__group_fd_update(ch, g);
-    pthread_mutex_unlock(&g->mu);
-  }
+  if (!(rc = lmq__group_persist(env, ch, g, id)))
+    move_to(ch, g, id);
   pthread_mutex_unlock(&g->commit_mu);
   lmq__chan_put(env, ch);
   return rc;

@@ -265,6 +265,8 @@ void lmq__chan_put(lmq_env *env, lmq_chan *ch);
 int lmq__chan_load_all(lmq_env *env, MDB_txn *txn);
 void lmq__chan_free_all(lmq_env *env);
 lmq_chan *lmq__chan_lookup_locked(lmq_env *env, const char *name, size_t len);
+/* Index of the first tail entry with id >= from (ch->mu held). */
+size_t lmq__chan_tail_find(const lmq_chan *ch, lmq_id from);
 /* Remove tail entries up to and including id (applier). */
 void lmq__chan_trim(lmq_chan *ch, lmq_id upto);
 /* The live channels (only those with retention limits if with_retention),

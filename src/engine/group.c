@@ -269,16 +269,7 @@ LMQ_API int lmq_group_exists(lmq_env *env, const char *channel,
 
 /* Tail entries with id >= from and > after (ch->mu held). */
 static uint64_t tail_count(const lmq_chan *ch, lmq_id from, lmq_id after) {
-  size_t lo = ch->thead, hi = ch->tlen;
-  lmq_id min = from > after ? from : after + 1;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ch->tail[mid].id < min)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return ch->tlen - lo;
+  return ch->tlen - lmq__chan_tail_find(ch, from > after ? from : after + 1);
 }
 
 /*
