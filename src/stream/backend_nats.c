@@ -100,7 +100,7 @@ typedef struct nats_sub {
   natsSubscription *pull; /* bound to the durable */
   natsSubscription *note; /* ordered push consumer, wakes efd */
   int efd;
-  pthread_mutex_t note_mu; /* note's completion, see sub_note_stop */
+  pthread_mutex_t note_mu; /* note's completion, see note_stop */
   pthread_cond_t note_cv;
   int note_done;
   _Atomic uint64_t stored; /* highest sequence known stored (notifier) */
@@ -468,29 +468,42 @@ static int note_start(nats_sub *s) {
 }
 
 /* Stop the notifier and wait (bounded) until its callback can no longer
- * run, so that the eventfd can be closed. */
-static void note_stop(nats_sub *s) {
+ * run, so that the eventfd and the nats_sub can go. Wait whatever the
+ * unsubscribe returns: a subscription the library already closed (the
+ * ordered consumer gives up when its stream is deleted) refuses the
+ * unsubscribe, yet its completion callback is still queued on the
+ * delivery thread. Returns 0 once the callback has run, -1 if it did not
+ * within 5 s (then the caller must not free what the callback touches). */
+static int note_stop(nats_sub *s) {
   if (!s->note)
-    return;
-  if (natsSubscription_Unsubscribe(s->note) == NATS_OK) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 5;
-    pthread_mutex_lock(&s->note_mu);
-    while (!s->note_done)
-      if (pthread_cond_timedwait(&s->note_cv, &s->note_mu, &ts) == ETIMEDOUT)
-        break;
-    pthread_mutex_unlock(&s->note_mu);
-  }
+    return 0;
+  natsSubscription_Unsubscribe(s->note);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 5;
+  pthread_mutex_lock(&s->note_mu);
+  while (!s->note_done)
+    if (pthread_cond_timedwait(&s->note_cv, &s->note_mu, &ts) == ETIMEDOUT)
+      break;
+  int done = s->note_done;
+  pthread_mutex_unlock(&s->note_mu);
   natsSubscription_Destroy(s->note);
   s->note = NULL;
+  return done ? 0 : -1;
 }
 
 static void sub_free(nats_sub *s) {
   if (!s)
     return;
-  note_stop(s);
+  int stuck = note_stop(s);
   pull_drop(s);
+  if (stuck) {
+    /* The notifier may still call back into s: keep s and its eventfd
+     * (a bounded leak) rather than let a late callback write freed memory. */
+    free(s->arr);
+    s->arr = NULL;
+    return;
+  }
   if (s->efd >= 0)
     close(s->efd);
   pthread_mutex_destroy(&s->note_mu);
