@@ -160,6 +160,12 @@ int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen);
 
 /* The embedded driver's constructor (used by lmq_meta_open). */
 int lmq__meta_embedded_open(lmq_meta **out, void *mdb_env);
+/* The embedded driver over an LMDB environment of its own in dir (created
+ * if missing): for users without an lmq env. *env receives the environment;
+ * close both with lmq__meta_file_close. Errors: LMQ_EINVAL, LMQ_EIO,
+ * LMQ_ENOMEM. */
+int lmq__meta_file_open(lmq_meta **out, void **env, const char *dir);
+void lmq__meta_file_close(lmq_meta *m, void *env);
 /* The etcd driver's constructor (used by lmq_meta_open). */
 int lmq__meta_etcd_open(lmq_meta **out, const char *uri);
 
