@@ -56,8 +56,9 @@
  * Nats-Msg-Id what a leader change or a lost connection left unanswered,
  * for up to NB_PRODUCE_MS. What was stored is a prefix of the call, in
  * order; on a failure ids holds the IDs of that prefix and 0 after it, and
- * the message says whether the rest was refused (not stored) or not
- * acknowledged (outcome unknown).
+ * the code says whether the rest was refused (not stored: the server's
+ * reason) or not acknowledged in time (LMQ_EUNKNOWN: the messages from the
+ * first unacknowledged one on may or may not be stored).
  *
  * Durability is the server's: a publish is acknowledged once the stream's
  * replicas have it in memory (R3: a quorum of two); nats-server 2.9 fsyncs
@@ -311,7 +312,7 @@ static int n_produce(lmq_backend *bb, const char *ch, const lmq_buf *msgs, size_
       natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
     je = JSStreamNotFoundErr;
   int unknown = !je && (f.st == NATS_TIMEOUT || code_of(f.st, 0, b->nc) == LMQ_EUNAVAIL);
-  return lmq__error(code_of(f.st, je, b->nc),
+  return lmq__error(unknown ? LMQ_EUNKNOWN : code_of(f.st, je, b->nc),
                     "nats backend: produce '%.64s': the first %zu of %zu messages "
                     "stored, message %zu %s: %s (%s)%s",
                     ch, f.index, n, f.index, unknown ? "not acknowledged" : "refused",
@@ -834,7 +835,7 @@ static int n_seek(lmq_bsub *bs, uint64_t id) {
  * committed messages again. So on R3/R5 a commit also waits until a majority
  * of the consumer's replicas report no lag behind the leader; when that does
  * not happen within NB_API_WAIT_MS the commit's outcome is unknown
- * (LMQ_ETIMEDOUT, and the cursor is kept to commit again).
+ * (LMQ_EUNKNOWN, and the cursor is kept to commit again).
  */
 static int ack_replicated(nats_sub *s) {
   uint64_t end = lmq__mono_ns() + (uint64_t)NB_API_WAIT_MS * 1000000;
@@ -858,8 +859,8 @@ static int ack_replicated(nats_sub *s) {
     nanosleep(&ts, NULL);
   }
   if (st != NATS_OK)
-    return nerr(st, je, s->b->nc, "commit (outcome unknown)", s->durable);
-  return lmq__error(LMQ_ETIMEDOUT,
+    nerr(st, je, s->b->nc, "commit", s->durable);
+  return lmq__error(LMQ_EUNKNOWN,
                     "nats backend: commit '%.64s': acknowledged by the consumer leader "
                     "but not on a majority of its replicas in %d ms: outcome unknown",
                     s->durable, NB_API_WAIT_MS);
@@ -873,6 +874,13 @@ static int n_commit(lmq_bsub *bs) {
   natsStatus st =
       natsConnection_RequestString(&reply, s->b->nc, s->ack_to, "+ACK", NB_API_WAIT_MS);
   natsMsg_Destroy(reply);
+  /* Sent but not answered: the consumer may or may not have it. */
+  if (st == NATS_TIMEOUT) {
+    nerr(st, 0, s->b->nc, "commit", s->durable);
+    return lmq__error(LMQ_EUNKNOWN, "nats backend: commit '%.64s': no answer in %d ms: "
+                                    "outcome unknown",
+                      s->durable, NB_API_WAIT_MS);
+  }
   if (st != NATS_OK)
     return nerr(st, 0, s->b->nc, "commit", s->durable);
   int rc = s->b->replicas > 1 ? ack_replicated(s) : 0;
