@@ -283,3 +283,15 @@ int nc_stream_caught_up(nc_cluster *c, const char *stream, int wait_ms) {
   } while (now_ms() < end);
   return 0;
 }
+
+static nc_cluster shared;
+
+static void shared_stop(void) { nc_stop(&shared); }
+
+const char *nc_shared_urls(void) {
+  if (!shared.node[0].pid) {
+    nc_start(&shared);
+    atexit(shared_stop);
+  }
+  return shared.urls;
+}

@@ -254,10 +254,23 @@ static int n_channel_create(lmq_backend *bb, const char *ch) {
   cfg.Replicas = b->replicas;
   /* Resent publishes (same Nats-Msg-Id) within this window are dropped. */
   cfg.Duplicates = NB_DUP_WINDOW_NS;
-  jsStreamInfo *si = NULL;
+  /* A cluster that is still forming (or electing) has "no suitable peers"
+   * for a replicated stream for a moment: try again within the API budget.
+   * With fewer nodes up than replicas it stays so, and the call fails. */
+  uint64_t end = lmq__mono_ns() + (uint64_t)NB_API_WAIT_MS * 1000000;
   jsErrCode je = 0;
-  natsStatus s = js_AddStream(&si, b->js, &cfg, NULL, &je);
-  jsStreamInfo_Destroy(si);
+  natsStatus s;
+  for (;;) {
+    jsStreamInfo *si = NULL;
+    je = 0;
+    s = js_AddStream(&si, b->js, &cfg, NULL, &je);
+    jsStreamInfo_Destroy(si);
+    if (s == NATS_OK || (je != JSClusterNoPeersErr && je != JSClusterNotAvailErr) ||
+        lmq__mono_ns() >= end)
+      break;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   free(subj);
   if (s == NATS_OK || je == JSStreamNameExistErr)
     return 0;
@@ -311,7 +324,7 @@ static int n_produce(lmq_backend *bb, const char *ch, const lmq_buf *msgs, size_
   if (f.st == NATS_NO_RESPONDERS && !je &&
       natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
     je = JSStreamNotFoundErr;
-  int unknown = !je && (f.st == NATS_TIMEOUT || code_of(f.st, 0, b->nc) == LMQ_EUNAVAIL);
+  int unknown = f.maybe && !je;
   return lmq__error(unknown ? LMQ_EUNKNOWN : code_of(f.st, je, b->nc),
                     "nats backend: produce '%.64s': the first %zu of %zu messages "
                     "stored, message %zu %s: %s (%s)%s",

@@ -55,6 +55,7 @@ typedef struct np_call {
   size_t n;
   uint64_t *seq;
   unsigned char *state;
+  unsigned char *sent; /* handed to libnats at least once: may be stored */
   natsStatus *st;
   jsErrCode *je;
   size_t answers;  /* acknowledgements and refusals received */
@@ -243,6 +244,8 @@ static void round_send(lmq_npub *p, np_ctx *x, np_call *c, const char *subj,
     if (s == NATS_OK)
       s = js_PublishMsgAsync(x->js, &m, &po);
     natsMsg_Destroy(m); /* NULL once the library took it */
+    if (s == NATS_OK)
+      c->sent[i] = 1;
     if (s != NATS_OK) {
       pthread_mutex_lock(&x->mu);
       note_failure(c, i, s, 0, nats_GetLastError(NULL));
@@ -252,14 +255,33 @@ static void round_send(lmq_npub *p, np_ctx *x, np_call *c, const char *subj,
   }
 }
 
+/* Track how long the connection has been down (*down_since, 0 while up);
+ * after NP_DOWN_MS end the call (*deadline = now) and return 1. */
+static int server_gone(lmq_npub *p, uint64_t *down_since, uint64_t *deadline) {
+  uint64_t now = now_ms();
+  if (natsConnection_Status(p->nc) == NATS_CONN_STATUS_CONNECTED) {
+    *down_since = 0;
+    return 0;
+  }
+  if (!*down_since) {
+    *down_since = now;
+    return 0;
+  }
+  if (now - *down_since < NP_DOWN_MS)
+    return 0;
+  *deadline = now;
+  return 1;
+}
+
 /* Wait for the round's acknowledgements until *deadline, in slices, and take
  * back what did not come. The round ends early when nothing at all was
  * answered for NP_QUIET_MS (a hung or dead leader: what is pending is sent
  * again, to whoever leads by then), or when the connection stays down for
  * NP_DOWN_MS (then the call ends: with one server nothing will answer; in a
  * cluster the client is on another server well within that). */
-static void round_wait(lmq_npub *p, np_ctx *x, np_call *c, uint64_t *deadline) {
-  uint64_t down_since = 0, quiet_since = now_ms();
+static void round_wait(lmq_npub *p, np_ctx *x, np_call *c, uint64_t *deadline,
+                       uint64_t *down_since) {
+  uint64_t quiet_since = now_ms();
   size_t answers = 0;
   for (;;) {
     uint64_t now = now_ms();
@@ -280,14 +302,8 @@ static void round_wait(lmq_npub *p, np_ctx *x, np_call *c, uint64_t *deadline) {
     } else if (now - quiet_since >= NP_QUIET_MS) {
       break;
     }
-    if (natsConnection_Status(p->nc) == NATS_CONN_STATUS_CONNECTED) {
-      down_since = 0;
-    } else if (!down_since) {
-      down_since = now;
-    } else if (now - down_since >= NP_DOWN_MS) {
-      *deadline = now; /* give up: the server is gone */
+    if (server_gone(p, down_since, deadline))
       break;
-    }
   }
   natsMsgList left;
   memset(&left, 0, sizeof left);
@@ -321,14 +337,16 @@ static int call_init(np_call *c, size_t n) {
   c->text_at = SIZE_MAX;
   c->seq = calloc(n ? n : 1, sizeof *c->seq);
   c->state = calloc(n ? n : 1, 1);
+  c->sent = calloc(n ? n : 1, 1);
   c->st = calloc(n ? n : 1, sizeof *c->st);
   c->je = calloc(n ? n : 1, sizeof *c->je);
-  return c->seq && c->state && c->st && c->je ? 0 : LMQ_ENOMEM;
+  return c->seq && c->state && c->sent && c->st && c->je ? 0 : LMQ_ENOMEM;
 }
 
 static void call_free(np_call *c) {
   free(c->seq);
   free(c->state);
+  free(c->sent);
   free(c->st);
   free(c->je);
 }
@@ -360,19 +378,21 @@ int lmq__npub_publish(lmq_npub *p, const char *subj, const char *stream,
   pthread_mutex_unlock(&x->mu);
   uint64_t deadline = now_ms() + (uint64_t)(budget_ms > 0 ? budget_ms : 1);
   long backoff = NP_BACKOFF_FIRST_MS;
+  uint64_t down_since = 0;
   size_t h = 0;
   for (;;) {
     uint64_t now = now_ms();
     int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
     round_send(p, x, &c, subj, stream, msgs, h, left);
-    round_wait(p, x, &c, &deadline);
+    round_wait(p, x, &c, &deadline, &down_since);
     pthread_mutex_lock(&x->mu);
     h = first_unstored(&c);
     int done = h == n || c.state[h] == ST_FINAL;
     natsStatus st = h < n ? c.st[h] : NATS_OK;
     jsErrCode je = h < n ? c.je[h] : 0;
     pthread_mutex_unlock(&x->mu);
-    if (done || now_ms() >= deadline)
+    /* Also when nothing was pending (every send refused at once). */
+    if (done || server_gone(p, &down_since, &deadline) || now_ms() >= deadline)
       break;
     if (st == NATS_NO_RESPONDERS && stream_gone(x, stream)) {
       pthread_mutex_lock(&x->mu);
@@ -395,6 +415,7 @@ int lmq__npub_publish(lmq_npub *p, const char *subj, const char *stream,
     fail->index = h;
     fail->st = c.st[h] ? c.st[h] : NATS_TIMEOUT;
     fail->je = c.je[h];
+    fail->maybe = c.sent[h] && c.state[h] != ST_FINAL;
     snprintf(fail->text, sizeof fail->text, "%s", c.text_at == h ? c.text : "");
   }
   pthread_mutex_unlock(&x->mu);

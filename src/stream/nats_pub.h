@@ -28,6 +28,8 @@ typedef struct lmq_npub_fail {
   size_t index;     /* first message not stored (= number stored) */
   natsStatus st;    /* its libnats status */
   jsErrCode je;     /* and JetStream error code (0: none) */
+  int maybe;        /* it was sent and not refused: it (and what follows)
+                       may be stored after all */
   char text[160];   /* the server's or library's text */
 } lmq_npub_fail;
 
