@@ -136,8 +136,11 @@ typedef struct lmq_env_options {
   uint32_t max_message_size;  /* bytes; default 4 MiB, at most 256 MiB */
   uint64_t wal_segment_size;  /* bytes before the WAL rolls; default 16 MiB */
   unsigned apply_interval_ms; /* applier moves WAL to LMDB this often; 50 */
-  uint64_t apply_bytes;       /* ...or when this much is unapplied; 16 MiB */
-  uint64_t max_unapplied;     /* producers wait beyond this; default 256 MiB */
+  uint64_t apply_bytes;       /* ...or when this much is unapplied; 4 MiB */
+  uint64_t max_unapplied;     /* producers wait while the unapplied records
+                                 hold more memory than this (it bounds the
+                                 process's private memory and how far
+                                 retention can lag); default 16 MiB */
   uint64_t checkpoint_bytes;  /* WAL bytes between checkpoints; 32 MiB */
   unsigned autocommit_ms;     /* commit group cursors this often; 0 = off */
   uint64_t retention_ms;      /* default channel retention by age; 0 = none */
@@ -148,8 +151,8 @@ typedef struct lmq_env_options {
 
 #define LMQ_ENV_OPTIONS_INIT                                                   \
   { LMQ_ENV_OPTIONS_VERSION, LMQ_SYNC_ALWAYS, 100, (uint64_t)1 << 30, 1024,    \
-    4u << 20, (uint64_t)16 << 20, 50, (uint64_t)16 << 20,                      \
-    (uint64_t)256 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0 }
+    4u << 20, (uint64_t)16 << 20, 50, (uint64_t)4 << 20,                       \
+    (uint64_t)16 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0 }
 
 /*
  * Open (creating if needed) the data directory dir. opts may be NULL for the
