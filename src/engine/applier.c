@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -40,12 +41,23 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
       MDB_cursor *cur;
       if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
         goto fail;
+      if (ch->apply_epoch != epoch) {
+        /* First record of the channel in this transaction: ordinals go on
+         * from the last key's (see key.h). */
+        if ((rc = lmq__key_next_ord(cur, &ch->apply_ord))) {
+          mdb_cursor_close(cur);
+          goto fail;
+        }
+        ch->apply_epoch = epoch;
+        ch->apply_add = 0;
+        ch->apply_written = 0;
+      }
       const unsigned char *p = c->buf + r->off;
       for (uint32_t j = 0; j < r->count; j++) {
-        unsigned char kb[8];
+        unsigned char kb[LMQ_KEY_SIZE];
         uint32_t len = lmq__get32(p);
-        lmq__put64be(kb, r->first_id + j);
-        MDB_val k = {8, kb}, v = {len, (void *)(p + 4)};
+        lmq__key_make(kb, r->first_id + j, ch->apply_ord++);
+        MDB_val k = {sizeof kb, kb}, v = {len, (void *)(p + 4)};
         if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND))) {
           mdb_cursor_close(cur);
           goto fail;
@@ -53,11 +65,6 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
         p += 4 + len;
       }
       mdb_cursor_close(cur);
-      if (ch->apply_epoch != epoch) {
-        ch->apply_epoch = epoch;
-        ch->apply_add = 0;
-        ch->apply_written = 0;
-      }
       ch->apply_add += r->bytes;
     }
   }

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -157,7 +158,7 @@ static int last_key(MDB_txn *txn, MDB_dbi dbi, lmq_id *out) {
     return rc;
   MDB_val k, v;
   rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-  *out = (rc == 0 && k.mv_size == 8) ? lmq__get64be(k.mv_data) : 0;
+  *out = (rc == 0 && lmq__key_valid(&k)) ? lmq__key_id(&k) : 0;
   mdb_cursor_close(cur);
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -665,7 +666,7 @@ static int retention_pass(lmq_env *env, lmq_chan **list, size_t n,
       if ((rc = mdb_cursor_del(cur, 0)))
         break;
       r2 = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-      if (r2 == 0 && (k.mv_size != 8))
+      if (r2 == 0 && !lmq__key_valid(&k))
         break;
     }
     mdb_cursor_close(cur);

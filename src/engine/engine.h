@@ -71,6 +71,7 @@ struct lmq_chan {
   uint64_t tbytes;   /* payload bytes in the tail (under mu) */
   _Atomic uint64_t abytes; /* payload bytes in LMDB (written by the applier) */
   uint64_t apply_epoch, apply_add; /* applier bookkeeping */
+  uint64_t apply_ord; /* next key ordinal within the current apply */
   int apply_written;
   uint64_t ret_age_ms, ret_bytes; /* retention; 0 = none */
   lmq_group *groups, *dead_groups;
