@@ -281,20 +281,18 @@ static int backpressure(lmq_env *env) {
   return rc;
 }
 
-LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
-                        size_t n, lmq_id *out_ids, int sync) {
-  lmq__error_clear();
-  LMQ__ENV_CHECK(env);
-  if (atomic_load(&env->closed))
-    return lmq__error(LMQ_ECLOSED, "env is closed");
+static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync, uint64_t total);
+
+/* Validate a produce call's arguments; 0 and *total (payload bytes). */
+static int produce_check(lmq_env *env, const lmq_buf *msgs, size_t n, int sync,
+                         uint64_t *total_out) {
   if (!msgs || n == 0)
     return lmq__error(LMQ_EINVAL, "produce needs at least one message");
   if (n > UINT32_MAX)
     return lmq__error(LMQ_ETOOBIG, "too many messages in one call");
   if (sync < LMQ_SYNC_DEFAULT || sync > LMQ_SYNC_NONE)
     return lmq__error(LMQ_EINVAL, "sync policy %d is invalid", sync);
-  if (sync == LMQ_SYNC_DEFAULT)
-    sync = env->opt.sync;
   uint64_t total = 0;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i].len && !msgs[i].data)
@@ -309,10 +307,43 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
                       (uint64_t)total);
   if (atomic_load(&env->failed))
     return lmq__error(LMQ_EFAILED, "an earlier WAL fsync failed; reopen the env");
-  lmq_chan *ch;
-  int rc = lmq__chan_get(&ch, env, channel);
+  *total_out = total;
+  return 0;
+}
+
+LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync) {
+  lmq__error_clear();
+  LMQ__ENV_CHECK(env);
+  if (atomic_load(&env->closed))
+    return lmq__error(LMQ_ECLOSED, "env is closed");
+  uint64_t total;
+  int rc = produce_check(env, msgs, n, sync, &total);
   if (rc)
     return rc;
+  lmq_chan *ch;
+  if ((rc = lmq__chan_get(&ch, env, channel)))
+    return rc;
+  return produce_chan(env, ch, msgs, n, out_ids, sync, total);
+}
+
+int lmq__produce_ch(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs, size_t n,
+                    lmq_id *out_ids, int sync) {
+  uint64_t total;
+  int rc = produce_check(env, msgs, n, sync, &total);
+  if (rc) {
+    lmq__chan_put(env, ch);
+    return rc;
+  }
+  return produce_chan(env, ch, msgs, n, out_ids, sync, total);
+}
+
+/* The checked produce: the caller's reference on ch is taken over. */
+static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync, uint64_t total) {
+  int rc;
+  if (sync == LMQ_SYNC_DEFAULT)
+    sync = env->opt.sync;
   if ((rc = backpressure(env)) || (rc = lmq__chan_reserve(ch, n))) {
     lmq__chan_put(env, ch);
     return rc;
@@ -386,7 +417,7 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
   pthread_mutex_unlock(&env->wal_mu);
   lmq__chunk_unref(env, c);
   if (rc)
-    return lmq__error(rc, "produce to '%s' failed: %s", channel, lmq_strerror(rc));
+    return lmq__error(rc, "produce to '%s' failed: %s", ch->name, lmq_strerror(rc));
   atomic_fetch_add(&env->st_produced, n);
   if (out_ids)
     for (size_t i = 0; i < n; i++)
