@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "stream/msg.h"
+#include "stream/envelope.h"
 #include "common/error.h"
 #include "lmq_msg.pb-c.h"
 
@@ -471,6 +472,35 @@ static int mem_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
 
 /* ------------------------------------------------------------ envelope */
 
+/* A protobuf body packed straight after the envelope's head: one buffer,
+ * no copy (envelope.h). */
+static int marshal_proto_in_place(unsigned char **out, size_t *len,
+                                  const lmq_tsmsg *m, void *arg) {
+  const ProtobufCMessageDescriptor *desc = arg;
+  const ProtobufCMessage *pm = m->body;
+  if (!pm)
+    return lmq__error(LMQ_EINVAL, "%s: body is NULL", desc->short_name);
+  if (pm->descriptor != desc)
+    return lmq__error(LMQ_EINVAL, "body is a %s, expected a %s",
+                      pm->descriptor ? pm->descriptor->short_name : "?",
+                      desc->short_name);
+  size_t blen = protobuf_c_message_get_packed_size(pm);
+  size_t head = lmq__envelope_head_size(m, blen);
+  unsigned char *buf = malloc(head + blen);
+  if (!buf)
+    return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+  lmq__envelope_head_write(buf, m, blen);
+  if (blen && protobuf_c_message_pack(pm, buf + head) != blen) {
+    free(buf);
+    return lmq__error(LMQ_EINTERNAL, "%s: packed size changed while packing",
+                      desc->short_name);
+  }
+  *out = buf;
+  *len = head + blen;
+  ((lmq_tsmsg *)m)->size = *len;
+  return 0;
+}
+
 LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
                             lmq_dispatcher *d, const lmq_tsmsg *m) {
   if (!out || !len || !d || !m)
@@ -483,35 +513,25 @@ LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
   if (!s)
     return lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
                       m->type);
+  if (s->codec.marshal == proto_marshal)
+    return marshal_proto_in_place(out, len, m, s->codec.arg);
   unsigned char *body = NULL;
   size_t blen = 0;
   int rc = s->codec.marshal(&body, &blen, m->body, s->codec.arg);
   if (rc)
     return rc;
-  Lmqpb__MsgBase base = LMQPB__MSG_BASE__INIT;
-  base.msg_type = (Lmqpb__MsgType)m->type;
-  base.msg_id = m->id;
-  base.timestamp = m->timestamp;
-  base.source_id = m->source_id;
-  Lmqpb__Envelope env = LMQPB__ENVELOPE__INIT;
-  env.msg_base = &base;
-  env.begin_ts = m->begin_ts;
-  env.end_ts = m->end_ts;
-  env.n_hash_keys = m->nhash;
-  env.hash_keys = m->hash_keys;
-  if (m->traceparent)
-    env.traceparent = m->traceparent;
-  env.body.data = body;
-  env.body.len = blen;
-  size_t n = lmqpb__envelope__get_packed_size(&env);
-  unsigned char *buf = malloc(n ? n : 1);
+  size_t head = lmq__envelope_head_size(m, blen);
+  unsigned char *buf = malloc(head + blen ? head + blen : 1);
   if (!buf) {
     free(body);
     return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
   }
-  *len = lmqpb__envelope__pack(&env, buf);
-  *out = buf;
+  lmq__envelope_head_write(buf, m, blen);
+  if (blen)
+    memcpy(buf + head, body, blen);
   free(body);
+  *out = buf;
+  *len = head + blen;
   ((lmq_tsmsg *)m)->size = *len;
   return 0;
 }
