@@ -416,19 +416,16 @@ int lmq__stream_read(lmq_msgstream *s, size_t c,
   size_t start = ch->pend_taken, i = start;
   for (rc = 0; i < b->n && rc == 0; i++) {
     lmq_tsmsg *m = NULL;
-    int u = lmq_msg_unmarshal(&m, s->ctx->disp, b->msgs[i].data, b->msgs[i].len);
+    /* The envelope is checked now; the body when it is first used. */
+    int u = lmq__msg_unmarshal_lazy(&m, s->ctx->disp, b->msgs[i].data,
+                                    b->msgs[i].len, ch->name, s->subname,
+                                    b->msgs[i].id);
     if (u == LMQ_ENOMEM) {
       rc = u;
       break;
     }
     if (u)
       continue; /* corrupt: skipped */
-    if ((rc = lmq__pos_set(&m->pos, ch->name, s->subname, b->msgs[i].id,
-                           m->end_ts))) {
-      lmq_tsmsg_unref(m);
-      break;
-    }
-    m->has_pos = 1;
     m->chan = (unsigned)c;
     if ((rc = fn(arg, m))) /* fn disposed of m */
       break;
