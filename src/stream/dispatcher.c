@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -658,41 +659,63 @@ int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
     (*out)->has_pos = 1;
     return 0;
   }
-  env_arena ea;
-  Lmqpb__Envelope *env = NULL;
-  slot *s = NULL;
-  int rc = envelope_decode(&env, &s, &ea, d, data, len);
-  if (rc) {
-    env_arena_done(&ea);
+  /* The envelope without protobuf-c (envelope.h), checked as
+   * envelope_decode checks it. */
+  lmq__envelope_view v;
+  int rc = lmq__envelope_parse(&v, data, len);
+  if (rc)
     return rc;
+  slot *s = slot_find(d, v.type);
+  if (!s)
+    return lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
+                      v.type);
+  /* The trace context is a C string: it ends at its first NUL, if any. */
+  size_t tpl = v.tplen ? strnlen((const char *)v.tp, v.tplen) : 0;
+  char tpbuf[256];
+  if (tpl) {
+    if (tpl >= sizeof tpbuf)
+      return lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
+    memcpy(tpbuf, v.tp, tpl);
+    tpbuf[tpl] = '\0';
+    if (lmq__traceparent_check(tpbuf))
+      return lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
+    tpl++;
   }
+  if (v.begin_ts > v.end_ts)
+    return lmq__error(LMQ_ECORRUPT, "message begin_ts %llu > end_ts %llu",
+                      (unsigned long long)v.begin_ts,
+                      (unsigned long long)v.end_ts);
   /* One allocation: the message, then its hash keys, trace context,
    * position strings and ID, and the encoded body. */
-  size_t tpl = env->traceparent[0] ? strlen(env->traceparent) + 1 : 0;
   size_t cl = strlen(channel) + 1, gl = group ? strlen(group) + 1 : 0;
   size_t off_keys = ALIGN_UP(sizeof(lmq_tsmsg), sizeof(uint32_t));
-  size_t off_tp = off_keys + env->n_hash_keys * sizeof(uint32_t);
+  if (v.nkeys > (SIZE_MAX - off_keys - len) / sizeof(uint32_t) / 2)
+    return lmq__error(LMQ_ECORRUPT, "message has too many hash keys");
+  size_t off_tp = off_keys + v.nkeys * sizeof(uint32_t);
   size_t off_ch = off_tp + tpl, off_g = off_ch + cl, off_id = off_g + gl;
-  size_t off_raw = off_id + 8, total = off_raw + env->body.len;
+  size_t off_raw = off_id + 8, total = off_raw + v.bodylen;
   unsigned char *blk = malloc(total);
-  if (!blk) {
-    env_arena_done(&ea);
+  if (!blk)
     return lmq__error(LMQ_ENOMEM, "msg_unmarshal: out of memory");
-  }
   lmq_tsmsg *m = (lmq_tsmsg *)blk;
   memset(m, 0, sizeof *m);
   atomic_init(&m->refs, 1);
-  m->type = (uint32_t)env->msg_base->msg_type;
-  envelope_fields(m, env, len);
+  m->type = v.type;
+  m->id = v.id;
+  m->timestamp = v.timestamp;
+  m->source_id = v.source_id;
+  m->begin_ts = v.begin_ts;
+  m->end_ts = v.end_ts;
+  m->size = len;
   m->inl = LMQ__INL_KEYS | LMQ__INL_TP | LMQ__INL_POS;
-  if (env->n_hash_keys) {
+  if (v.nkeys) {
     m->hash_keys = (uint32_t *)(blk + off_keys);
-    memcpy(m->hash_keys, env->hash_keys, env->n_hash_keys * sizeof(uint32_t));
-    m->nhash = env->n_hash_keys;
+    lmq__envelope_keys(m->hash_keys, &v, data, len);
+    m->nhash = v.nkeys;
   }
   if (tpl) {
     m->traceparent = (char *)blk + off_tp;
-    memcpy(m->traceparent, env->traceparent, tpl);
+    memcpy(m->traceparent, tpbuf, tpl);
   }
   m->pos.channel = (char *)blk + off_ch;
   memcpy(m->pos.channel, channel, cl);
@@ -706,14 +729,13 @@ int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
   m->pos.msg_id_len = 8;
   m->pos.timestamp = m->end_ts;
   m->has_pos = 1;
-  if (env->body.len)
-    memcpy(blk + off_raw, env->body.data, env->body.len);
+  if (v.bodylen)
+    memcpy(blk + off_raw, v.body, v.bodylen);
   m->raw = blk + off_raw;
-  m->rawlen = env->body.len;
+  m->rawlen = v.bodylen;
   m->raw_decode = s->codec.unmarshal;
   m->raw_arg = s->codec.arg;
   atomic_init(&m->lazy, LMQ__LAZY_PENDING);
-  env_arena_done(&ea);
   *out = m;
   return 0;
 }
