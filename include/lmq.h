@@ -396,6 +396,93 @@ LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
                          const char *group);
 
 /* ------------------------------------------------------------------------ */
+/* Handles: the hot path (channel and consumer-group handles)               */
+/*
+ * A handle resolves a channel (or a channel's consumer group) by name once;
+ * calls through it then skip the name check, the registry lookup and its
+ * lock, and the env validity scan that the name-based calls make (those are
+ * thin wrappers over the same code). In the spirit of LMDB's MDB_dbi and
+ * librdkafka's rd_kafka_topic_t.
+ *
+ * Lifetime:
+ *  - A handle stays bound to the channel (group) it resolved. When that
+ *    channel is destroyed, every later call through the handle returns
+ *    LMQ_ENOCHANNEL, even if a channel of the same name is created again
+ *    (open a new handle for it); calls in progress when the destroy starts
+ *    finish first (the destroy waits for them; an open handle alone does not
+ *    make it wait). Likewise a destroyed group: consumer calls return
+ *    LMQ_ENOGROUP.
+ *  - The handle must still be closed (lmq_channel_close,
+ *    lmq_consumer_close); close accepts NULL. It keeps the channel's memory
+ *    (not its messages) until then.
+ *  - Every handle must be closed before lmq_env_close() of its env, as
+ *    LMDB requires of transactions and librdkafka of topic handles. Using a
+ *    handle after that is undefined.
+ *
+ * Threading: a handle may be used by any number of threads at once, like
+ * the env; only its close must not race another call on the same handle.
+ * A consumer handle's calls serialize on the group, as lmq_consume does.
+ * A consumer handle does not depend on the channel handle it was opened
+ * from (either may be closed first).
+ */
+
+typedef struct lmq_channel lmq_channel;
+typedef struct lmq_consumer lmq_consumer;
+
+/*
+ * Open a handle on the live channel name.
+ * Returns 0 and *out (closed with lmq_channel_close), or LMQ_EINVAL (NULL
+ * out, bad name), LMQ_ECLOSED, LMQ_ENOCHANNEL, LMQ_ENOMEM; *out is NULL on
+ * failure.
+ */
+LMQ_API int lmq_channel_open(lmq_channel **out, lmq_env *env, const char *name);
+/* Release a channel handle (NULL is ignored). */
+LMQ_API void lmq_channel_close(lmq_channel *ch);
+/* The channel's name, valid until the handle is closed; NULL for NULL. */
+LMQ_API const char *lmq_channel_name(const lmq_channel *ch);
+
+/*
+ * lmq_produce() through a handle: same arguments, semantics, ownership and
+ * errors (LMQ_EINVAL for a NULL handle; LMQ_ENOCHANNEL once the channel is
+ * destroyed).
+ */
+LMQ_API int lmq_channel_produce(lmq_channel *ch, const lmq_buf *msgs, size_t n,
+                                lmq_id *out_ids, int sync);
+/* lmq_latest_id() through a handle. */
+LMQ_API int lmq_channel_latest_id(lmq_id *out, lmq_channel *ch);
+
+/*
+ * Open a handle on the existing group `group` of ch's channel.
+ * Returns 0 and *out (closed with lmq_consumer_close), or LMQ_EINVAL,
+ * LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_ECLOSED, LMQ_ENOMEM; *out is NULL on
+ * failure.
+ */
+LMQ_API int lmq_consumer_open(lmq_consumer **out, lmq_channel *ch,
+                              const char *group);
+/* Release a consumer handle (NULL is ignored). Does not commit. */
+LMQ_API void lmq_consumer_close(lmq_consumer *c);
+/* The group's name, valid until the handle is closed; NULL for NULL. */
+LMQ_API const char *lmq_consumer_group(const lmq_consumer *c);
+
+/* lmq_consume(), lmq_group_commit(), lmq_ack(), lmq_group_rewind(), the
+ * seeks and lmq_group_fd() through a handle: same semantics, ownership and
+ * errors as those (LMQ_EINVAL for a NULL handle). The fd stays owned by the
+ * env, valid until the group or channel is destroyed or the env closed. */
+LMQ_API int lmq_consumer_consume(lmq_msgs **out, lmq_consumer *c, size_t max,
+                                 int timeout_ms);
+LMQ_API int lmq_consumer_commit(lmq_consumer *c);
+LMQ_API int lmq_consumer_ack(lmq_consumer *c, lmq_id id);
+LMQ_API int lmq_consumer_rewind(lmq_consumer *c);
+LMQ_API int lmq_consumer_seek(lmq_consumer *c, lmq_id id);
+LMQ_API int lmq_consumer_seek_earliest(lmq_consumer *c);
+LMQ_API int lmq_consumer_seek_latest(lmq_consumer *c);
+LMQ_API int lmq_consumer_seek_time(lmq_consumer *c, uint64_t ms);
+LMQ_API int lmq_consumer_fd(int *out, lmq_consumer *c);
+
+/* End of handles.                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ */
 /* Stats                                                                    */
 
 typedef struct lmq_channel_stats {

@@ -127,6 +127,21 @@ void lmq__chan_put_queued(lmq_env *env, lmq_chan *ch) {
   lmq__chan_put(env, ch);
 }
 
+void lmq__chan_leave(lmq_env *env, lmq_chan *ch) {
+  /* The handle still holds a reference: this never frees ch. A destroy
+   * that set dead before our decrement waits on reg_cond for callers to
+   * leave: if we see dead, wake it (under reg_mu, so the wake-up cannot
+   * fall between its check and its wait); if we do not, our decrement
+   * came first and its check will see it (both are sequentially
+   * consistent). */
+  atomic_fetch_sub(&ch->refs, 1);
+  if (atomic_load(&ch->dead)) {
+    pthread_mutex_lock(&env->reg_mu);
+    pthread_cond_broadcast(&env->reg_cond);
+    pthread_mutex_unlock(&env->reg_mu);
+  }
+}
+
 void lmq__chan_put(lmq_env *env, lmq_chan *ch) {
   pthread_mutex_lock(&env->reg_mu);
   unsigned left = --ch->refs;
@@ -382,7 +397,10 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
    * records queued for the applier: with a full map those may never be
    * applied, and this destroy is what frees the pages (it used to wait
    * for them forever). They are skipped once the drop is committed. */
-  while (ch->refs - atomic_load(&ch->qheld) > 1)
+  /* Open handles (hrefs) do not count: their calls return
+   * LMQ_ENOCHANNEL from now on, and each call in progress holds a
+   * reference of its own. */
+  while (ch->refs - atomic_load(&ch->qheld) - atomic_load(&ch->hrefs) > 1)
     pthread_cond_wait(&env->reg_cond, &env->reg_mu);
   pthread_mutex_unlock(&env->reg_mu);
   /* Nobody else uses the channel or its dbi handle now. */
@@ -772,28 +790,31 @@ LMQ_API int lmq_latest_id(lmq_id *out, lmq_env *env, const char *channel) {
   int rc = lmq__chan_get(&ch, env, channel);
   if (rc)
     return rc;
+  rc = lmq__latest_id_ch(out, env, ch);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__latest_id_ch(lmq_id *out, lmq_env *env, lmq_chan *ch) {
+  int rc;
   pthread_mutex_lock(&ch->mu);
   if (ch->tlen > ch->thead) {
     *out = ch->tail[ch->tlen - 1].id;
     pthread_mutex_unlock(&ch->mu);
-    lmq__chan_put(env, ch);
     return 0;
   }
   MDB_txn *txn;
   rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
   pthread_mutex_unlock(&ch->mu);
-  if (rc) {
-    lmq__chan_put(env, ch);
+  if (rc)
     return lmq__mdb_code(rc, "latest_id");
-  }
   lmq_id last = 0;
   rc = last_key(txn, ch->dbi, &last);
   mdb_txn_abort(txn);
-  lmq__chan_put(env, ch);
   if (rc)
     return lmq__mdb_code(rc, "latest_id");
   if (!last)
-    return lmq__error(LMQ_EEMPTY, "channel '%s' is empty", channel);
+    return lmq__error(LMQ_EEMPTY, "channel '%s' is empty", ch->name);
   *out = last;
   return 0;
 }

@@ -199,11 +199,17 @@ LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
+  rc = lmq__consume_g(out, env, ch, g, max, timeout_ms);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__consume_g(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_group *g,
+                   size_t max, int timeout_ms) {
+  int rc;
   lmq_msgs *r = msgs_get();
-  if (!r) {
-    lmq__chan_put(env, ch);
+  if (!r)
     return lmq__error(LMQ_ENOMEM, "out of memory");
-  }
   struct timespec dl;
   if (timeout_ms > 0)
     deadline_after(&dl, timeout_ms);
@@ -211,7 +217,7 @@ LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
   pthread_mutex_lock(&g->mu);
   for (;;) {
     if (g->dead) {
-      rc = lmq__error(LMQ_ENOGROUP, "group '%s' was destroyed", group);
+      rc = lmq__error(LMQ_ENOGROUP, "group '%s' was destroyed", g->name);
       break;
     }
     lmq_id seen = 0;
@@ -250,7 +256,6 @@ LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
   if (!rc)
     lmq__group_fd_update(ch, g);
   pthread_mutex_unlock(&g->mu);
-  lmq__chan_put(env, ch);
   if (rc) {
     lmq_msgs_free(r);
     return rc;
@@ -287,6 +292,12 @@ LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
+  rc = lmq__group_fd_g(out, ch, g);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__group_fd_g(int *out, lmq_chan *ch, lmq_group *g) {
   pthread_mutex_lock(&g->mu);
   pthread_mutex_lock(&ch->mu);
   if (g->efd < 0) {
@@ -298,7 +309,6 @@ LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
   if (fd >= 0)
     lmq__group_fd_update(ch, g);
   pthread_mutex_unlock(&g->mu);
-  lmq__chan_put(env, ch);
   if (fd < 0)
     return lmq__error(LMQ_EIO, "eventfd: %s", strerror(errno));
   *out = fd;

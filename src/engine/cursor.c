@@ -56,7 +56,14 @@ LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if (!(rc = commit_lock(g, group))) {
+  rc = lmq__commit_g(env, ch, g);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__commit_g(lmq_env *env, lmq_chan *ch, lmq_group *g) {
+  int rc;
+  if (!(rc = commit_lock(g, g->name))) {
     pthread_mutex_lock(&g->mu);
     lmq_id v = g->cursor;
     int need = v != g->committed || atomic_load(&g->dirty);
@@ -65,7 +72,6 @@ LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
       committed(g, v);
     pthread_mutex_unlock(&g->commit_mu);
   }
-  lmq__chan_put(env, ch);
   return rc;
 }
 
@@ -80,12 +86,21 @@ LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if (!(rc = commit_lock(g, group))) {
+  rc = lmq__ack_g(env, ch, g, id);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__ack_g(lmq_env *env, lmq_chan *ch, lmq_group *g, lmq_id id) {
+  if (id == 0 || id > LMQ_ID_MAX)
+    return lmq__error(LMQ_EINVAL, "id %llu is not a valid message ID",
+                      (unsigned long long)id);
+  int rc;
+  if (!(rc = commit_lock(g, g->name))) {
     if (!(rc = lmq__group_persist(env, ch, g, id + 1)))
       committed(g, id + 1);
     pthread_mutex_unlock(&g->commit_mu);
   }
-  lmq__chan_put(env, ch);
   return rc;
 }
 
@@ -97,16 +112,25 @@ LMQ_API int lmq_group_rewind(lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if (!(rc = commit_lock(g, group))) {
-    /* committed changes only under commit_mu, which we hold */
-    move_to(ch, g, g->committed);
-    pthread_mutex_unlock(&g->commit_mu);
-  }
+  rc = lmq__rewind_g(ch, g);
   lmq__chan_put(env, ch);
   return rc;
 }
 
-enum seek_kind { SEEK_ID, SEEK_TIME, SEEK_EARLIEST, SEEK_LATEST };
+int lmq__rewind_g(lmq_chan *ch, lmq_group *g) {
+  int rc;
+  if (!(rc = commit_lock(g, g->name))) {
+    /* committed changes only under commit_mu, which we hold */
+    move_to(ch, g, g->committed);
+    pthread_mutex_unlock(&g->commit_mu);
+  }
+  return rc;
+}
+
+#define SEEK_ID LMQ__SEEK_ID
+#define SEEK_TIME LMQ__SEEK_TIME
+#define SEEK_EARLIEST LMQ__SEEK_EARLIEST
+#define SEEK_LATEST LMQ__SEEK_LATEST
 
 static int seek(lmq_env *env, const char *channel, const char *group, int kind,
                 lmq_id id) {
@@ -116,10 +140,15 @@ static int seek(lmq_env *env, const char *channel, const char *group, int kind,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if ((rc = commit_lock(g, group))) {
-    lmq__chan_put(env, ch);
+  rc = lmq__seek_g(env, ch, g, kind, id);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__seek_g(lmq_env *env, lmq_chan *ch, lmq_group *g, int kind, lmq_id id) {
+  int rc;
+  if ((rc = commit_lock(g, g->name)))
     return rc;
-  }
   pthread_mutex_lock(&ch->mu);
   lmq_id next = ch->last_id + 1;
   pthread_mutex_unlock(&ch->mu);
@@ -133,7 +162,6 @@ static int seek(lmq_env *env, const char *channel, const char *group, int kind,
   if (!(rc = lmq__group_persist(env, ch, g, id)))
     move_to(ch, g, id);
   pthread_mutex_unlock(&g->commit_mu);
-  lmq__chan_put(env, ch);
   return rc;
 }
 

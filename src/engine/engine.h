@@ -56,7 +56,10 @@ struct lmq_chan {
   uint64_t incarnation; /* unique per create; WAL records carry it */
   uint64_t created_ms;
   MDB_dbi dbi;
-  unsigned refs;    /* under env->reg_mu; the registry holds one */
+  atomic_uint refs; /* changed under env->reg_mu, except that a handle call
+                       (handle.c) adds and drops one without it: the handle
+                       holds one, so it never goes 0 -> 1 unlocked */
+  atomic_uint hrefs; /* of refs, those held by open handles (handle.c) */
   atomic_int dead;  /* destroyed: no new produce or consume */
   atomic_uint qheld; /* of refs, those held by records waiting for the applier */
   atomic_int dropped; /* its sub-database is gone: the applier skips it */
@@ -313,11 +316,32 @@ void lmq__group_fd_update(lmq_chan *ch, lmq_group *g);
 /* Wake the group's blocked consumers to recheck (g->mu and ch->mu held). */
 void lmq__group_wake_locked(lmq_chan *ch, lmq_group *g);
 
-/* --- cursor.c */
+/* --- consume.c (the caller holds a reference on ch) */
+int lmq__consume_g(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_group *g,
+                   size_t max, int timeout_ms);
+int lmq__group_fd_g(int *out, lmq_chan *ch, lmq_group *g);
+
+/* --- channel.c (the caller holds a reference on ch) */
+int lmq__latest_id_ch(lmq_id *out, lmq_env *env, lmq_chan *ch);
+/* A handle call is done with its reference (handle.c: never the last). */
+void lmq__chan_leave(lmq_env *env, lmq_chan *ch);
+
+/* --- cursor.c (the caller holds a reference on ch) */
+enum lmq__seek_kind { LMQ__SEEK_ID, LMQ__SEEK_TIME, LMQ__SEEK_EARLIEST,
+                      LMQ__SEEK_LATEST };
+int lmq__commit_g(lmq_env *env, lmq_chan *ch, lmq_group *g);
+int lmq__ack_g(lmq_env *env, lmq_chan *ch, lmq_group *g, lmq_id id);
+int lmq__rewind_g(lmq_chan *ch, lmq_group *g);
+int lmq__seek_g(lmq_env *env, lmq_chan *ch, lmq_group *g, int kind, lmq_id id);
+
 /* Commit every dirty cursor (auto-commit and close). */
 int lmq__groups_commit_all(lmq_env *env);
 
 /* --- produce.c */
+/* Produce to ch. The caller holds a reference on ch, which this call
+ * takes over (a record keeps it, or it is released). */
+int lmq__produce_ch(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs, size_t n,
+                    lmq_id *out_ids, int sync);
 void lmq__chunk_unref(lmq_env *env, chunk *c);
 chunk *lmq__chunk_new(lmq_env *env, uint64_t seq);
 void lmq__chunk_free_all(lmq_env *env);

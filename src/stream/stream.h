@@ -53,6 +53,7 @@ struct lmq_msgstream {
   lmq_stream_ctx *ctx;
   /* producer */
   char **pch;
+  lmq_channel **phand; /* per producer channel (engine backend only) */
   size_t npch;
   lmq_repack_fn repack;
   void *repack_arg;
