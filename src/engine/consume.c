@@ -304,3 +304,18 @@ LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
   return 0;
 }
 
+int lmq__read_into(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_id from,
+                   size_t max) {
+  lmq_msgs *r = msgs_get();
+  if (!r)
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  lmq_id seen = 0;
+  int rc = read_msgs(env, ch, from, max, r, &seen);
+  if (rc) {
+    lmq_msgs_free(r);
+    return rc;
+  }
+  res_finish(r);
+  *out = r;
+  return 0;
+}

@@ -51,6 +51,7 @@ static void move_to(lmq_chan *ch, lmq_group *g, lmq_id cursor) {
 LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
                              const char *group) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "group commit");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);
@@ -72,6 +73,7 @@ LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
 LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
                     lmq_id id) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "ack");
   if (id == 0 || id > LMQ_ID_MAX)
     return lmq__error(LMQ_EINVAL, "id %llu is not a valid message ID",
                       (unsigned long long)id);
@@ -111,6 +113,7 @@ enum seek_kind { SEEK_ID, SEEK_TIME, SEEK_EARLIEST, SEEK_LATEST };
 static int seek(lmq_env *env, const char *channel, const char *group, int kind,
                 lmq_id id) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "seek");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);
@@ -241,6 +244,7 @@ int lmq__groups_commit_all(lmq_env *env) {
 
 LMQ_API int lmq_group_commit_all(lmq_env *env) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "commit");
   LMQ__ENV_CHECK(env);
   int rc = lmq__groups_commit_all(env);
   return rc == LMQ_ENOMEM ? lmq__error(rc, "out of memory") : rc;

@@ -284,6 +284,7 @@ static int backpressure(lmq_env *env) {
 LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
                         size_t n, lmq_id *out_ids, int sync) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "produce");
   LMQ__ENV_CHECK(env);
   if (atomic_load(&env->closed))
     return lmq__error(LMQ_ECLOSED, "env is closed");
