@@ -31,6 +31,18 @@ if [ -n "${LMQ_SRCDIR:-}" ]; then
   fi
 fi
 
+# bench/plot.gp draws its charts from the committed results.
+if [ -n "${LMQ_SRCDIR:-}" ] && command -v gnuplot >/dev/null 2>&1; then
+  mkdir "$tmp/plot"
+  cp "$LMQ_SRCDIR"/bench/results/suite-*.csv "$LMQ_SRCDIR"/bench/results/suite-*.txt "$tmp/plot/"
+  if (cd "$LMQ_SRCDIR/bench" && gnuplot -e "res='$tmp/plot'" plot.gp) >"$tmp/out" 2>&1 &&
+    [ -s "$tmp/plot/msgs.png" ] && [ -s "$tmp/plot/devbytes.png" ] && [ -s "$tmp/plot/rss.png" ]; then
+    ok "bench/plot.gp draws the committed results"
+  else
+    not_ok "bench/plot.gp draws the committed results"; sed 's/^/# /' "$tmp/out"
+  fi
+fi
+
 PATH="$PATH:/usr/sbin:/sbin"
 if command -v etcd >/dev/null 2>&1; then
   port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
