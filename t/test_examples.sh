@@ -43,6 +43,16 @@ if [ -n "${LMQ_SRCDIR:-}" ] && command -v gnuplot >/dev/null 2>&1; then
   fi
 fi
 
+# liblmq.so never links librocksdb (the backend is the module lmq_rocksdb.so).
+if [ -n "${LMQ_MODULE_DIR:-}" ] && [ -f "$LMQ_MODULE_DIR/liblmq.so" ] &&
+  command -v readelf >/dev/null 2>&1; then
+  if readelf -d "$LMQ_MODULE_DIR/liblmq.so" | grep -q 'NEEDED.*rocksdb'; then
+    not_ok "liblmq.so does not link librocksdb"
+  else
+    ok "liblmq.so does not link librocksdb"
+  fi
+fi
+
 PATH="$PATH:/usr/sbin:/sbin"
 if command -v etcd >/dev/null 2>&1; then
   port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

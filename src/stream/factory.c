@@ -2,6 +2,7 @@
  * dispatcher its streams share. */
 #include "config.h"
 #include "stream/stream.h"
+#include "stream/backend_module.h"
 #include "common/error.h"
 
 #include <pthread.h>
@@ -209,7 +210,7 @@ static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
                                   "engine.dir");
       goto fail;
     }
-    if ((rc = lmq__backend_rocksdb_open(&c->be, f->dir, f->sync)))
+    if ((rc = lmq__backend_rocksdb_load(&c->be, f->dir, f->sync)))
       goto fail;
     *out = c;
     return 0;
