@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * etcd_meta.c - an env whose consumer-group cursors and channel metadata
  * live in etcd (the data itself stays in the local directory): every

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * produce_consume.c - the engine API end to end: open (or create) a data
  * directory, create a channel and a consumer group, produce a batch durably,

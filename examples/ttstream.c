@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * ttstream.c - a TtMsgStream over the embedded engine: a producer stream
  * writes messages of a user-defined type (with its own codec) to two

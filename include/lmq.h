@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * lmq.h - the lmq engine: persistent, ordered message channels with consumer
  * groups, stored in LMDB behind a group-committed write-ahead log.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * cli_helper - states the lmq(1) tests (t/test_cli.sh) cannot make with
  * the command itself:

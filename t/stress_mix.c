@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * stress_mix - eight threads mixing every call on shared channels: produce,
  * consume, seek, commit, ack, group create/destroy, channel destroy and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT
 # test_cli.sh - drives the real lmq binary (TAP). Needs LMQ (the built
 # command), LMQ_CLI_HELPER (t/cli_helper) and python3 (parses --json).
 set -u

@@ -1,4 +1,5 @@
 #!/bin/sh
+# Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT
 # test_examples.sh - run the programs of examples/ (built by make check) as
 # a user would; etcd_meta against an etcd started here on free ports (SKIP
 # when no etcd binary is installed). TAP.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT
 # test_man.sh - every public function has a man page (docs/man/aliases
 # names its family page, which lists it), and every lmq(1) command that
 # --help names is documented in lmq.1 with examples. TAP.

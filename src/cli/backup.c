@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * backup.c - `lmq backup DIR DEST`: a hot, consistent copy. With DIR free,
  * a read-write open applies the whole WAL first; with DIR held by a

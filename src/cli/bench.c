@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * bench.c - `lmq bench`: a produce workload (N messages of B bytes in
  * batches over C channels, under a sync policy), then one group consuming

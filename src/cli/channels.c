@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * channels.c - channel commands: channels, channel info|retention, create,
  * destroy, and env-wide stats.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * cli.h - shared pieces of the lmq command: options, exit statuses, opening
  * a directory, parsing IDs and times, and output (tables, JSON, payloads).

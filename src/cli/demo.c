@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * demo.c - `lmq demo DIR`: the engine (batched and concurrent producers,
  * two groups) and then the TtMsgStream (demo_stream.c), with rates.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * groups.c - consumer-group commands: groups, group info|create|reset|rm.
  */

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * main.c - the lmq command: global options, usage, and dispatch to the
  * command families (one file each: channels.c, groups.c, read.c,

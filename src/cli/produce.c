@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * produce.c - `lmq produce`: arguments or standard input (lines or
  * length-prefixed records) in batches, one produce call (and, under

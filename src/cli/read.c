@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * read.c - reading messages: `read` (no group, nothing written) and
  * `consume` (a group's cursor, committed only once the output is out).

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * util.c - the lmq command's shared helpers: exit statuses, opening a data
  * directory, parsing positions and times, option scanning, and output

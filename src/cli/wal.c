@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * wal.c - looking at the log and checking a directory: `wal dump` and
  * `verify`. Both only read (safe beside a running writer).

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * backup.c - lmq_env_copy(): a hot, consistent copy of a live env.
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * channel.c - the channel registry, channel life cycle (create, destroy,
  * list), in-memory tails (publish/trim), retention and channel stats.

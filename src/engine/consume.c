@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * consume.c - reading a group's messages: LMDB then the in-memory tail,
  * blocking with wake-ups, results (lmq_msgs), and the pollable fd.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * cursor.c - persisting cursors: commit, ack, seek, commit_all.
  *

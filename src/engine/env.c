@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * env.c - opening a data directory, recovery, the applier thread,
  * checkpoints, closing and env-wide stats.

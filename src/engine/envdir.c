@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * envdir.c - the data directory: creating it so that a crash at any moment
  * leaves either nothing, or a complete empty env; never a half-made one.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * group.c - consumer groups: life cycle (create, destroy, load), lookup,
  * the wake-up of blocked consumers and pollers, group stats.

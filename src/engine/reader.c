@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * reader.c - looking without a consumer group: the library version, a
  * channel's group names, and group-less reads that write no cursor.

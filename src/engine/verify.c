@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * verify.c - lmq_verify(): check a data directory without changing it.
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * walscan.c - reading a WAL without recovering it: lmq_wal_scan() (lmq wal
  * dump, lmq verify) and the pending-byte count of a read-only open.

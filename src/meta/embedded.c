@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * embedded.c - the embedded metadata driver: a named sub-database ("#meta")
  * of the env's LMDB. Values are stored as an 8-byte little-endian version

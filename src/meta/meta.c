@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* meta.c - driver selection and the convenience wrappers over lmq_meta_ops. */
 #include "config.h"
 #include "meta/meta.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * backend_module.c - loading backends kept out of liblmq.so (today the
  * RocksDB comparison backend, lmq_rocksdb.so). The module is loaded once,

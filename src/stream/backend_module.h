@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * backend_module.h - backends that live in a loadable module (not linked
  * into liblmq): the entry point's name and type, and the loader.

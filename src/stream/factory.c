@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* factory.c - the stream factory: parameters, and the backend and
  * dispatcher its streams share. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * rocksdb_module.c - the entry point of the loadable module lmq_rocksdb.so,
  * which holds the RocksDB backend (backend_rocksdb.c over rocksmq.c) so that
