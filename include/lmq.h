@@ -459,6 +459,16 @@ LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
  * directory that holds no env (DIR/data.mdb). */
 #define LMQ_OPEN_NOCREATE 0x4u
 
+/*
+ * The metadata store a directory belongs to: a read-write open with an
+ * etcd meta_uri records it (scheme, endpoints and prefix, never the query
+ * with its credentials) in the directory. A later read-write open without
+ * meta_uri then fails with LMQ_EINVAL naming that store, instead of
+ * silently starting an empty embedded set of groups; a read-only open
+ * without meta_uri uses the recorded URI (pass the full URI when the store
+ * needs credentials or TLS options).
+ */
+
 /* The library's version string ("0.1.0"): the one the program runs with,
  * which may differ from the LMQ_VERSION_STRING it was compiled against.
  * Static, never NULL. Thread-safe. */

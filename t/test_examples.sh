@@ -69,6 +69,28 @@ if command -v etcd >/dev/null 2>&1; then
     i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1
   done
   run "etcd_meta" "$ex/etcd_meta" "$tmp/em" "etcd://127.0.0.1:$c/lmq/example"
+  if [ -n "${LMQ:-}" ]; then
+    # The directory remembers its store: no shadow groups from the CLI.
+    if $LMQ --json channels "$tmp/em" >"$tmp/out" 2>&1 &&
+      python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[0]["groups"]==1 else 1)' "$tmp/out"; then
+      ok "a read-only open finds the etcd groups without --meta"
+    else
+      not_ok "a read-only open finds the etcd groups without --meta"; sed 's/^/# /' "$tmp/out"
+    fi
+    $LMQ produce "$tmp/em" events x >"$tmp/out" 2>&1
+    st=$?
+    if [ $st -eq 2 ] && grep -q "etcd://127.0.0.1:$c/lmq/example" "$tmp/out"; then
+      ok "a write without --meta is refused, naming the store"
+    else
+      not_ok "a write without --meta is refused, naming the store (exit $st)"; sed 's/^/# /' "$tmp/out"
+    fi
+    if $LMQ --meta "etcd://127.0.0.1:$c/lmq/example" consume "$tmp/em" events audit \
+      >"$tmp/out" 2>&1; then
+      ok "with --meta the write works"
+    else
+      not_ok "with --meta the write works"; sed 's/^/# /' "$tmp/out"
+    fi
+  fi
 else
   n=$((n + 1)); echo "ok $n - etcd_meta # SKIP no etcd binary"
 fi

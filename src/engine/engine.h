@@ -211,6 +211,12 @@ int lmq__env_writable(lmq_env *env, const char *what);
 /* --- walscan.c: a read-only open counts the WAL bytes after the applied
  * position (reported as unapplied_bytes) without replaying them. */
 int lmq__rdonly_pending(lmq_env *env);
+/* --- metauri.c: the metadata store a directory belongs to. The recorded
+ * URI (malloc'ed) or NULL; refuse an embedded read-write open of an
+ * etcd-backed directory; record a read-write open's etcd URI. */
+char *lmq__meta_uri_recorded(lmq_env *env);
+int lmq__meta_uri_check(lmq_env *env, const char *uri);
+int lmq__meta_uri_record(lmq_env *env, const char *uri);
 /* --- walscan.c: walk waldir's records from segment 0 (or, with
  * skip_applied, from the applied segment aseg), calling fn for each. */
 int lmq__wal_scan(const char *waldir, uint64_t aseg, uint64_t aoff,

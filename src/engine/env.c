@@ -356,8 +356,17 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
   lmq_env *env = env_alloc(dir, &o);
   if (!env)
     return lmq__error(LMQ_ENOMEM, "out of memory");
-  if ((rc = lmq__envdir_prepare(env)) || (rc = open_lmdb(env)) ||
-      (rc = open_meta(env, opts ? opts->meta_uri : NULL)))
+  const char *uri = opts ? opts->meta_uri : NULL;
+  char *rec = NULL;
+  if ((rc = lmq__envdir_prepare(env)) || (rc = open_lmdb(env)))
+    goto fail;
+  if ((o.flags & LMQ_OPEN_RDONLY) && (!uri || !*uri))
+    uri = rec = lmq__meta_uri_recorded(env); /* see metauri.c */
+  if (!(o.flags & LMQ_OPEN_RDONLY) && (rc = lmq__meta_uri_check(env, uri)))
+    goto fail;
+  rc = open_meta(env, uri);
+  free(rec);
+  if (rc || (!(o.flags & LMQ_OPEN_RDONLY) && (rc = lmq__meta_uri_record(env, uri))))
     goto fail;
   if (o.flags & LMQ_OPEN_RDONLY) {
     if ((rc = load_groups(env)) || (rc = lmq__rdonly_pending(env)))
