@@ -441,7 +441,9 @@ LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
  * Open for reading only, next to a running writer if there is one. Nothing
  * is created, locked for writing, recovered or modified: DIR/LOCK is not
  * taken, the WAL is not replayed, no thread is started. The only file
- * written is LMDB's own reader table (DIR/lock.mdb), as mdb_stat(1) does.
+ * written is LMDB's own reader table (DIR/lock.mdb), as mdb_stat(1) does,
+ * and only if it exists (no LMDB user opened the directory since it was
+ * made, e.g. a fresh backup: then it reads without one).
  *
  * What it sees: the messages and cursors that are in LMDB, each call
  * reading LMDB's newest committed state. Messages still only in the WAL

@@ -180,6 +180,7 @@ holder_pid=""
 # --- backup ------------------------------------------------------------
 status "backup" 0 $LMQ backup "$D" "$tmp/bk"
 status "... the copy opens" 0 $LMQ --json channels "$tmp/bk"
+check "... and reading it created nothing (no lock.mdb)" test ! -e "$tmp/bk/lock.mdb"
 check "... with every message" json '[c["messages"] for c in j]==[4,1000]'
 status "... the copy has the group cursors" 0 $LMQ --json groups "$tmp/bk" orders
 check "... g at lag 1000" json 'j[0]["lag"]==1000'

@@ -266,8 +266,18 @@ static int open_lmdb(lmq_env *env) {
    * so a power loss can at most undo the last apply (the WAL still has it);
    * checkpoints sync fully before WAL segments are retired, and calls
    * documented as durable end with lmq__mdb_durable(). */
-  if ((rc = mdb_env_open(env->mdb, env->dir,
-                         MDB_NOTLS | (ro ? MDB_RDONLY : MDB_NOMETASYNC), 0644)))
+  unsigned mflags = MDB_NOTLS | (ro ? MDB_RDONLY : MDB_NOMETASYNC);
+  if (ro) {
+    /* No reader table yet means no LMDB user has opened the directory
+     * since it was made (LMDB leaves lock.mdb behind): read without one
+     * rather than create it. A writer starting meanwhile is the one case
+     * this does not cover. */
+    char lock[PATH_MAX];
+    snprintf(lock, sizeof lock, "%s/lock.mdb", env->dir);
+    if (access(lock, F_OK) != 0)
+      mflags |= MDB_NOLOCK;
+  }
+  if ((rc = mdb_env_open(env->mdb, env->dir, mflags, 0644)))
     return lmq__mdb_code(rc, "open LMDB");
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(env->mdb, NULL, ro ? MDB_RDONLY : 0, &txn)))
