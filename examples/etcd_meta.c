@@ -30,6 +30,10 @@ int main(int argc, char **argv) {
   o.meta_uri = argv[2];
   lmq_env *env;
   int rc = lmq_env_open(&env, argv[1], &o);
+  if (rc == LMQ_ENOTSUP) { /* a library built --without-etcd */
+    fprintf(stderr, "%s\n", lmq_errmsg());
+    return 77;
+  }
   if (rc)
     return fail("open", rc);
   int status = 1;
