@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * bench_suite - lmq's engine and the RocksMQ-layout RocksDB store side by
  * side, with the machine's own limits measured in the same run.
@@ -12,6 +13,8 @@
  *   -d   where the fresh data directories go (default $TMPDIR or /var/tmp)
  *   -o   where suite-<time>.{txt,csv,json} and latest.dat go
  *        (default bench/results next to this binary's working directory)
+ *   -m   run only the measures whose name contains this string (the
+ *        machine limits are always measured)
  *
  * Every run happens in a forked child with a fresh data directory, so the
  * parent can read the child's peak RSS and CPU time from wait4(); the child
@@ -53,6 +56,7 @@ static long consume_total;  /* messages filled for the consume runs */
 static double lat_secs;     /* latency run length */
 static double lat_rate = 2000; /* msg/s, open loop; lowered on slow disks */
 static int can_drop_caches;
+static const char *only; /* -m */
 #ifdef BENCH_WITH_NATS
 static const char *nats_url;            /* servers of the NATS rows */
 static const char *nats_replicas = "1"; /* their streams' replicas */
@@ -152,6 +156,10 @@ typedef struct backend {
   int (*consume)(void *h, const char *ch, const char *g, size_t max, int timeout,
                  msg_fn each, void *arg);
   const char *stream_name; /* the stream factory's backend name */
+  /* Optional channel handles (lmq_channel); NULL: produce by name. */
+  void *(*chan_open)(void *h, const char *ch);
+  void (*chan_produce)(void *c, const lmq_buf *b, size_t n, int sync);
+  void (*chan_close)(void *c);
 } backend;
 
 static void lchk(int rc, const char *what) {
@@ -182,6 +190,15 @@ static void l_group(void *h, const char *ch, const char *g) {
 static void l_produce(void *h, const char *ch, const lmq_buf *b, size_t n, int sync) {
   lchk(lmq_produce(h, ch, b, n, NULL, sync), "lmq produce");
 }
+static void *l_chan_open(void *h, const char *ch) {
+  lmq_channel *c = NULL;
+  lchk(lmq_channel_open(&c, h, ch), "lmq channel open");
+  return c;
+}
+static void l_chan_produce(void *c, const lmq_buf *b, size_t n, int sync) {
+  lchk(lmq_channel_produce(c, b, n, NULL, sync), "lmq channel produce");
+}
+static void l_chan_close(void *c) { lmq_channel_close(c); }
 static int l_consume(void *h, const char *ch, const char *g, size_t max, int timeout,
                      msg_fn each, void *arg) {
   lmq_msgs *m = NULL;
@@ -235,8 +252,10 @@ static int r_consume(void *h, const char *ch, const char *g, size_t max, int tim
 }
 
 static const backend backends[2] = {
-    {"lmq", l_open, l_close, l_create, l_group, l_produce, l_consume, "engine"},
-    {"rocksdb", r_open, r_close, r_create, r_group, r_produce, r_consume, "rocksdb"},
+    {"lmq", l_open, l_close, l_create, l_group, l_produce, l_consume, "engine",
+     l_chan_open, l_chan_produce, l_chan_close},
+    {"rocksdb", r_open, r_close, r_create, r_group, r_produce, r_consume, "rocksdb",
+     NULL, NULL, NULL},
 };
 
 /* ------------------------------------------------------------- results */
@@ -430,25 +449,56 @@ typedef struct pargs {
   atomic_int *stop;
   long count;
   int sync;
+  int per;     /* messages per call (0: 1) */
+  int handles; /* produce through a channel handle when the backend has them */
 } pargs;
 
 static void *single_producer(void *arg) {
   pargs *a = arg;
   char payload[100];
   memset(payload, 's', sizeof payload);
-  lmq_buf b = {payload, sizeof payload};
+  int per = a->per ? a->per : 1;
+  lmq_buf *b = malloc((size_t)per * sizeof *b);
+  for (int i = 0; i < per; i++)
+    b[i] = (lmq_buf){payload, sizeof payload};
+  void *ch = a->handles && a->bk->chan_open ? a->bk->chan_open(a->h, "c") : NULL;
   while (!atomic_load(a->stop)) {
-    a->bk->produce(a->h, "c", &b, 1, a->sync);
-    a->count++;
+    if (ch)
+      a->bk->chan_produce(ch, b, (size_t)per, a->sync);
+    else
+      a->bk->produce(a->h, "c", b, (size_t)per, a->sync);
+    a->count += per;
   }
+  if (ch)
+    a->bk->chan_close(ch);
+  free(b);
   return NULL;
 }
 
+static void run_producers(const backend *bk, const mdef *m, result *r, int sync,
+                          int per, int handles);
+
 /* m->a threads, m->b sync policy, one 100-byte message per call. */
 static void m_single(const backend *bk, const mdef *m, result *r) {
+  run_producers(bk, m, r, m->b, 1, 0);
+}
+
+/* The same through channel handles (lmq_channel_produce). */
+static void m_single_handle(const backend *bk, const mdef *m, result *r) {
+  run_producers(bk, m, r, m->b, 1, 1);
+}
+
+/* m->a threads, each sending batches of m->b 100-byte messages, ALWAYS:
+ * group commit across batches. */
+static void m_multi_batch(const backend *bk, const mdef *m, result *r) {
+  run_producers(bk, m, r, LMQ_SYNC_ALWAYS, m->b, 1);
+}
+
+static void run_producers(const backend *bk, const mdef *m, result *r, int sync,
+                          int per, int handles) {
   char *d = fresh_dir();
   uint64_t w0 = io_write_bytes();
-  void *h = bk->open(d, m->b);
+  void *h = bk->open(d, sync);
   bk->create(h, "c");
   atomic_int stop = 0;
   pthread_t th[64];
@@ -456,7 +506,7 @@ static void m_single(const backend *bk, const mdef *m, result *r) {
   int threads = m->a;
   double t0 = now_s();
   for (int i = 0; i < threads; i++) {
-    a[i] = (pargs){bk, h, &stop, 0, m->b};
+    a[i] = (pargs){bk, h, &stop, 0, sync, per, handles};
     pthread_create(&th[i], NULL, single_producer, &a[i]);
   }
   struct timespec ts = {(time_t)secs, (long)((secs - (double)(long)secs) * 1e9)};
@@ -474,6 +524,7 @@ static void m_single(const backend *bk, const mdef *m, result *r) {
   r->dir = dir_bytes(d);
   drop_dir(d);
   r->v[0] = (double)total / t;
+  (void)m;
 }
 
 /* ------------------------------------------------------------- consume */
@@ -631,19 +682,22 @@ static void m_latency(const backend *bk, const mdef *m, result *r) {
  * Built only when the stream layer is present (BENCH_WITH_STREAM).
  * bench/bench_ttstream.c is the stream layer's own, richer benchmark.
  */
-static lmq_tsmsg *tt_insert(uint32_t key) {
+static lmq_tsmsg *tt_insert(uint32_t key, size_t rows) {
   Lmqpb__InsertRequest *b = calloc(1, sizeof *b);
   lmqpb__insert_request__init(b);
   b->collection_name = strdup("bench");
   b->shard_name = strdup("");
   b->db_name = strdup("");
   b->partition_name = strdup("");
-  b->num_rows = 1;
-  b->n_row_ids = b->n_timestamps = b->n_hash_values = 1;
-  b->row_ids = calloc(1, sizeof *b->row_ids);
-  b->timestamps = calloc(1, sizeof *b->timestamps);
-  b->hash_values = malloc(sizeof *b->hash_values);
-  b->hash_values[0] = key;
+  b->num_rows = rows;
+  b->n_row_ids = b->n_timestamps = b->n_hash_values = rows;
+  b->row_ids = calloc(rows, sizeof *b->row_ids);
+  b->timestamps = calloc(rows, sizeof *b->timestamps);
+  b->hash_values = malloc(rows * sizeof *b->hash_values);
+  for (size_t i = 0; i < rows; i++) {
+    b->row_ids[i] = (int64_t)i;
+    b->hash_values[i] = key; /* one route: the Insert stays whole */
+  }
   lmq_tsmsg *m = NULL;
   lchk(lmq_tsmsg_create(&m, LMQ_MSG_INSERT, b, lmq_msg_body_free_proto), "tsmsg");
   lchk(lmq_tsmsg_set_hash_keys(m, &key, 1), "hash keys");
@@ -652,7 +706,7 @@ static lmq_tsmsg *tt_insert(uint32_t key) {
 
 typedef struct tt_arg {
   lmq_msgstream *p;
-  size_t rounds, every;
+  size_t rounds, every, rows;
 } tt_arg;
 
 static void *tt_producer(void *arg) {
@@ -661,7 +715,7 @@ static void *tt_producer(void *arg) {
   lchk(lmq_msg_pack_create(&pk), "pack");
   lchk(lmq_msg_pack_create(&tk), "pack");
   for (size_t i = 0; i < a->every; i++)
-    lchk(lmq_msg_pack_append(pk, tt_insert((uint32_t)i)), "append");
+    lchk(lmq_msg_pack_append(pk, tt_insert((uint32_t)i, a->rows)), "append");
   lmq_tsmsg *tick = NULL;
   lchk(lmq_tsmsg_new_time_tick(&tick, 0, 0, 1), "tick");
   lchk(lmq_msg_pack_append(tk, tick), "append");
@@ -711,7 +765,7 @@ static void m_ttstream(const backend *bk, const mdef *m, result *r) {
   lchk(lmq_msgstream_as_producer(p, pn, nch), "as_producer");
   lchk(lmq_ttmsgstream_create(&c, f), "ttstream");
   lchk(lmq_msgstream_as_consumer(c, pn, nch, "suite", LMQ_SUB_EARLIEST), "as_consumer");
-  tt_arg a = {p, rounds, every};
+  tt_arg a = {p, rounds, every, m->b > 0 ? (size_t)m->b : 1};
   pthread_t th;
   double t0 = now_s();
   pthread_create(&th, NULL, tt_producer, &a);
@@ -833,6 +887,10 @@ static const mdef measures[] = {
     {"single_100B_32threads_always", "msg/s", "32fsync", m_single, 32, LMQ_SYNC_ALWAYS, 1,
      {""}},
     {"single_100B_1thread_none", "msg/s", "cpu", m_single, 1, LMQ_SYNC_NONE, 1, {""}},
+    {"single_100B_1thread_none_handle", "msg/s", "cpu", m_single_handle, 1,
+     LMQ_SYNC_NONE, 1, {""}},
+    {"batch_100B_x1000_4threads_always", "msg/s", "4000fsync", m_multi_batch, 4, 1000,
+     1, {""}},
     {"batch_1KiB_always", "MB/s", "seqw", m_batched, 1024, 1, 1, {""}},
     {"batch_64KiB_always", "MB/s", "seqw", m_batched, 65536, 1, 1, {""}},
     {"consume_hot_100B", "msg/s", "memcpy", m_consume, 0, 0, 1, {""}},
@@ -840,7 +898,8 @@ static const mdef measures[] = {
     {"latency_open_loop_always", "us", "fsync_lat", m_latency, 0, 0, 3,
      {"p50", "p99", "p99.9"}},
 #ifdef BENCH_WITH_STREAM
-    {"ttstream_16ch_none", "msg/s", "cpu", m_ttstream, 16, 0, 1, {""}},
+    {"ttstream_16ch_none", "msg/s", "cpu", m_ttstream, 16, 1, 1, {""}},
+    {"ttstream_16ch_10row_none", "msg/s", "cpu", m_ttstream, 16, 10, 1, {""}},
 #endif
 };
 #define NMEASURES (sizeof measures / sizeof *measures)
@@ -855,6 +914,10 @@ static double bound_of(const mdef *m, const double *lim, const char **label) {
     }
     *label = "fsync/s";
     return lim[L_FSYNC];
+  }
+  if (!strcmp(m->bound, "4000fsync")) {
+    *label = "4000 x fsync/s";
+    return 4000 * lim[L_FSYNC];
   }
   if (!strcmp(m->bound, "32fsync")) {
     *label = "32 x fsync/s";
@@ -994,7 +1057,7 @@ static void m_nats_produce(const backend *bk, const mdef *m, result *r) {
   lmq_msg_pack *pk = NULL;
   lchk(lmq_msg_pack_create(&pk), "pack");
   for (size_t i = 0; i < every; i++)
-    lchk(lmq_msg_pack_append(pk, tt_insert((uint32_t)i)), "append");
+    lchk(lmq_msg_pack_append(pk, tt_insert((uint32_t)i, 1)), "append");
   int64_t id = 1;
   double t0 = now_s();
   for (size_t c = 0; c < calls; c++) {
@@ -1010,7 +1073,8 @@ static void m_nats_produce(const backend *bk, const mdef *m, result *r) {
   lmq_stream_factory_destroy(f);
 }
 
-static const backend nats_bk = {"nats", NULL, NULL, NULL, NULL, NULL, NULL, "nats"};
+static const backend nats_bk = {"nats", NULL, NULL, NULL, NULL, NULL, NULL, "nats",
+                                NULL, NULL, NULL};
 static const mdef nats_measures[] = {
     {"nats_raw_publish_async_100B", "msg/s", "cpu", m_nats_raw, 0, 0, 1, {""}},
     {"nats_msgstream_produce_x1000", "msg/s", "cpu", m_nats_produce, 0, 0, 1, {""}},
@@ -1067,7 +1131,7 @@ static void nats_rows(FILE *txt) {
 int main(int argc, char **argv) {
   const char *outdir = "bench/results";
   int opt;
-  while ((opt = getopt(argc, argv, "qnr:s:d:o:")) != -1) {
+  while ((opt = getopt(argc, argv, "qnr:s:d:o:m:")) != -1) {
     switch (opt) {
 #ifdef BENCH_WITH_NATS
     case 'n': nats_only = 1; break;
@@ -1077,9 +1141,10 @@ int main(int argc, char **argv) {
     case 's': secs = atof(optarg); break;
     case 'd': tmpbase = optarg; break;
     case 'o': outdir = optarg; break;
+    case 'm': only = optarg; break;
     default:
       fprintf(stderr, "usage: bench_suite [-q] [-n] [-r RUNS] [-s SECONDS] [-d TMPDIR] "
-                      "[-o RESULTS_DIR]\n");
+                      "[-o RESULTS_DIR] [-m MEASURE]\n");
       return 2;
     }
   }
@@ -1175,6 +1240,8 @@ int main(int argc, char **argv) {
   int first_js = 1;
   for (size_t i = 0; i < NMEASURES; i++) {
     const mdef *m = &measures[i];
+    if (only && !strstr(m->name, only))
+      continue;
     summary s[2];
     for (int b = 0; b < 2; b++)
       s[b] = measure(&backends[b], m);

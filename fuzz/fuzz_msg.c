@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: a message from the wire, as a consumer or a relay sees it.
  * lmq_msg_unmarshal (envelope, dispatcher, the type's body decoder), then
@@ -10,11 +11,19 @@
  * peers drop) to the same message: same base fields, hash keys, trace
  * context, and a body that marshals to the same bytes. An Insert split by
  * the repack keeps every row exactly once.
+ *
+ * The stream's lazy decode (lmq__msg_unmarshal_lazy: envelope now, body on
+ * first access) agrees with the eager one: it accepts every input the
+ * eager decode accepts, with the same fields and a body that marshals to
+ * the same bytes; what it accepts beyond that fails at the body's first
+ * access, and such a message never marshals (is never relayed).
+ * (The stream sources are compiled into this target for that.)
  */
 #include "config.h"
 #include "fuzz.h"
 #include "lmq_msg.pb-c.h"
 #include "lmq_stream.h"
+#include "stream/msg.h"
 
 static lmq_dispatcher *disp;
 
@@ -84,12 +93,51 @@ static void repack(lmq_tsmsg *m, size_t nch) {
     FUZZ_CHECK(rows == insert_rows(m));
 }
 
+/* The lazy decode of the same bytes against the eager result e (NULL when
+ * the eager decode failed). */
+static void lazy_vs_eager(const char *buf, size_t size, const lmq_tsmsg *e) {
+  lmq_tsmsg *l = NULL;
+  int rc = lmq__msg_unmarshal_lazy(&l, disp, buf, size, "ch", "grp", 0x0102030405060708ull);
+  if (rc == LMQ_ENOMEM)
+    return;
+  if (e)
+    FUZZ_CHECK(rc == 0);
+  if (rc) {
+    FUZZ_CHECK(!l);
+    return;
+  }
+  const lmq_msg_position *p = lmq_tsmsg_position(l);
+  FUZZ_CHECK(p && !strcmp(p->channel, "ch") && !strcmp(p->group, "grp"));
+  FUZZ_CHECK(p->msg_id_len == 8 && p->msg_id[0] == 1 && p->msg_id[7] == 8);
+  FUZZ_CHECK(p->timestamp == lmq_tsmsg_end_ts(l));
+  unsigned char *a = NULL, *b = NULL;
+  size_t al = 0, bl = 0;
+  if (e) {
+    same_msg(e, l);
+    FUZZ_CHECK(lmq_msg_marshal(&a, &al, disp, e) == 0);
+    FUZZ_CHECK(lmq_msg_marshal(&b, &bl, disp, l) == 0);
+    FUZZ_CHECK(al == bl && !memcmp(a, b, al));
+    FUZZ_CHECK(lmq_tsmsg_body(l) != NULL || lmq_tsmsg_body(e) == NULL);
+  } else {
+    /* The envelope was fine, so the body is what the eager decode refused. */
+    FUZZ_CHECK(lmq_tsmsg_body(l) == NULL);
+    FUZZ_CHECK(lmq_tsmsg_body(l) == NULL); /* and stays refused */
+    FUZZ_CHECK(lmq_msg_marshal(&b, &bl, disp, l) != 0);
+  }
+  free(a);
+  free(b);
+  lmq_tsmsg_unref(l);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!disp && lmq_dispatcher_create_proto(&disp))
     abort();
   char *buf = fuzz_copy(data, size);
   lmq_tsmsg *m = NULL;
-  if (lmq_msg_unmarshal(&m, disp, buf, size) == 0) {
+  int erc = lmq_msg_unmarshal(&m, disp, buf, size);
+  if (erc != LMQ_ENOMEM)
+    lazy_vs_eager(buf, size, erc == 0 ? m : NULL);
+  if (erc == 0) {
     FUZZ_CHECK(m);
     round_trip(m);
     for (size_t nch = 1; nch <= 3; nch++)

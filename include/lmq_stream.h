@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * lmq_stream.h - typed messages, MsgStream, TtMsgStream and the channel
  * service, on top of a stream backend (the lmq engine by default).
@@ -199,7 +200,15 @@ LMQ_API const char *lmq_tsmsg_traceparent(const lmq_tsmsg *m);
 LMQ_API const lmq_msg_position *lmq_tsmsg_position(const lmq_tsmsg *m);
 /* Size in bytes on the wire once marshaled or consumed (0 before). */
 LMQ_API size_t lmq_tsmsg_size(const lmq_tsmsg *m);
-/* The typed body (see enum lmq_msg_type), or NULL. */
+/*
+ * The typed body (see enum lmq_msg_type), or NULL. A message consumed from a
+ * stream keeps its body encoded until the first call (TtMsgStream consumers
+ * that only route by the envelope never pay for decoding it); that call
+ * decodes and validates it exactly as lmq_msg_unmarshal() would, and returns
+ * NULL when the body does not decode (lmq_errmsg() says why; the envelope --
+ * type, IDs, timestamps, hash keys, position -- was checked on receipt).
+ * Thread-safe; the pointer stays valid while m is referenced.
+ */
 LMQ_API void *lmq_tsmsg_body(const lmq_tsmsg *m);
 
 /* Setters. set_timestamp sets the base timestamp and, as a convenience,

@@ -1,9 +1,11 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * consume.c - reading a group's messages: LMDB then the in-memory tail,
  * blocking with wake-ups, results (lmq_msgs), and the pollable fd.
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -143,7 +145,7 @@ retry:
   MDB_val k = {8, kb}, v;
   int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
   while (mrc == 0 && r->n < max) {
-    if (k.mv_size != 8) {
+    if (!lmq__key_valid(&k)) {
       mrc = MDB_CORRUPTED;
       break;
     }
@@ -198,11 +200,17 @@ LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
+  rc = lmq__consume_g(out, env, ch, g, max, timeout_ms);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__consume_g(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_group *g,
+                   size_t max, int timeout_ms) {
+  int rc;
   lmq_msgs *r = msgs_get();
-  if (!r) {
-    lmq__chan_put(env, ch);
+  if (!r)
     return lmq__error(LMQ_ENOMEM, "out of memory");
-  }
   struct timespec dl;
   if (timeout_ms > 0)
     deadline_after(&dl, timeout_ms);
@@ -210,7 +218,7 @@ LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
   pthread_mutex_lock(&g->mu);
   for (;;) {
     if (g->dead) {
-      rc = lmq__error(LMQ_ENOGROUP, "group '%s' was destroyed", group);
+      rc = lmq__error(LMQ_ENOGROUP, "group '%s' was destroyed", g->name);
       break;
     }
     lmq_id seen = 0;
@@ -249,7 +257,6 @@ LMQ_API int lmq_consume(lmq_msgs **out, lmq_env *env, const char *channel,
   if (!rc)
     lmq__group_fd_update(ch, g);
   pthread_mutex_unlock(&g->mu);
-  lmq__chan_put(env, ch);
   if (rc) {
     lmq_msgs_free(r);
     return rc;
@@ -286,6 +293,12 @@ LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
+  rc = lmq__group_fd_g(out, ch, g);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__group_fd_g(int *out, lmq_chan *ch, lmq_group *g) {
   pthread_mutex_lock(&g->mu);
   pthread_mutex_lock(&ch->mu);
   if (g->efd < 0) {
@@ -297,10 +310,24 @@ LMQ_API int lmq_group_fd(int *out, lmq_env *env, const char *channel,
   if (fd >= 0)
     lmq__group_fd_update(ch, g);
   pthread_mutex_unlock(&g->mu);
-  lmq__chan_put(env, ch);
   if (fd < 0)
     return lmq__error(LMQ_EIO, "eventfd: %s", strerror(errno));
   *out = fd;
   return 0;
 }
 
+int lmq__read_into(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_id from,
+                   size_t max) {
+  lmq_msgs *r = msgs_get();
+  if (!r)
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  lmq_id seen = 0;
+  int rc = read_msgs(env, ch, from, max, r, &seen);
+  if (rc) {
+    lmq_msgs_free(r);
+    return rc;
+  }
+  res_finish(r);
+  *out = r;
+  return 0;
+}

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * cursor.c - persisting cursors: commit, ack, seek, commit_all.
  *
@@ -51,12 +52,20 @@ static void move_to(lmq_chan *ch, lmq_group *g, lmq_id cursor) {
 LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
                              const char *group) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "group commit");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if (!(rc = commit_lock(g, group))) {
+  rc = lmq__commit_g(env, ch, g);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__commit_g(lmq_env *env, lmq_chan *ch, lmq_group *g) {
+  int rc;
+  if (!(rc = commit_lock(g, g->name))) {
     pthread_mutex_lock(&g->mu);
     lmq_id v = g->cursor;
     int need = v != g->committed || atomic_load(&g->dirty);
@@ -65,13 +74,13 @@ LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
       committed(g, v);
     pthread_mutex_unlock(&g->commit_mu);
   }
-  lmq__chan_put(env, ch);
   return rc;
 }
 
 LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
                     lmq_id id) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "ack");
   if (id == 0 || id > LMQ_ID_MAX)
     return lmq__error(LMQ_EINVAL, "id %llu is not a valid message ID",
                       (unsigned long long)id);
@@ -80,12 +89,21 @@ LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if (!(rc = commit_lock(g, group))) {
+  rc = lmq__ack_g(env, ch, g, id);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__ack_g(lmq_env *env, lmq_chan *ch, lmq_group *g, lmq_id id) {
+  if (id == 0 || id > LMQ_ID_MAX)
+    return lmq__error(LMQ_EINVAL, "id %llu is not a valid message ID",
+                      (unsigned long long)id);
+  int rc;
+  if (!(rc = commit_lock(g, g->name))) {
     if (!(rc = lmq__group_persist(env, ch, g, id + 1)))
       committed(g, id + 1);
     pthread_mutex_unlock(&g->commit_mu);
   }
-  lmq__chan_put(env, ch);
   return rc;
 }
 
@@ -97,29 +115,44 @@ LMQ_API int lmq_group_rewind(lmq_env *env, const char *channel,
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if (!(rc = commit_lock(g, group))) {
-    /* committed changes only under commit_mu, which we hold */
-    move_to(ch, g, g->committed);
-    pthread_mutex_unlock(&g->commit_mu);
-  }
+  rc = lmq__rewind_g(ch, g);
   lmq__chan_put(env, ch);
   return rc;
 }
 
-enum seek_kind { SEEK_ID, SEEK_TIME, SEEK_EARLIEST, SEEK_LATEST };
+int lmq__rewind_g(lmq_chan *ch, lmq_group *g) {
+  int rc;
+  if (!(rc = commit_lock(g, g->name))) {
+    /* committed changes only under commit_mu, which we hold */
+    move_to(ch, g, g->committed);
+    pthread_mutex_unlock(&g->commit_mu);
+  }
+  return rc;
+}
+
+#define SEEK_ID LMQ__SEEK_ID
+#define SEEK_TIME LMQ__SEEK_TIME
+#define SEEK_EARLIEST LMQ__SEEK_EARLIEST
+#define SEEK_LATEST LMQ__SEEK_LATEST
 
 static int seek(lmq_env *env, const char *channel, const char *group, int kind,
                 lmq_id id) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "seek");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);
   if (rc)
     return rc;
-  if ((rc = commit_lock(g, group))) {
-    lmq__chan_put(env, ch);
+  rc = lmq__seek_g(env, ch, g, kind, id);
+  lmq__chan_put(env, ch);
+  return rc;
+}
+
+int lmq__seek_g(lmq_env *env, lmq_chan *ch, lmq_group *g, int kind, lmq_id id) {
+  int rc;
+  if ((rc = commit_lock(g, g->name)))
     return rc;
-  }
   pthread_mutex_lock(&ch->mu);
   lmq_id next = ch->last_id + 1;
   pthread_mutex_unlock(&ch->mu);
@@ -133,7 +166,6 @@ static int seek(lmq_env *env, const char *channel, const char *group, int kind,
   if (!(rc = lmq__group_persist(env, ch, g, id)))
     move_to(ch, g, id);
   pthread_mutex_unlock(&g->commit_mu);
-  lmq__chan_put(env, ch);
   return rc;
 }
 
@@ -241,6 +273,7 @@ int lmq__groups_commit_all(lmq_env *env) {
 
 LMQ_API int lmq_group_commit_all(lmq_env *env) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "commit");
   LMQ__ENV_CHECK(env);
   int rc = lmq__groups_commit_all(env);
   return rc == LMQ_ENOMEM ? lmq__error(rc, "out of memory") : rc;

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * engine.h - internal structures of the engine (not installed).
  *
@@ -56,7 +57,10 @@ struct lmq_chan {
   uint64_t incarnation; /* unique per create; WAL records carry it */
   uint64_t created_ms;
   MDB_dbi dbi;
-  unsigned refs;    /* under env->reg_mu; the registry holds one */
+  atomic_uint refs; /* changed under env->reg_mu, except that a handle call
+                       (handle.c) adds and drops one without it: the handle
+                       holds one, so it never goes 0 -> 1 unlocked */
+  atomic_uint hrefs; /* of refs, those held by open handles (handle.c) */
   atomic_int dead;  /* destroyed: no new produce or consume */
   atomic_uint qheld; /* of refs, those held by records waiting for the applier */
   atomic_int dropped; /* its sub-database is gone: the applier skips it */
@@ -71,6 +75,7 @@ struct lmq_chan {
   uint64_t tbytes;   /* payload bytes in the tail (under mu) */
   _Atomic uint64_t abytes; /* payload bytes in LMDB (written by the applier) */
   uint64_t apply_epoch, apply_add; /* applier bookkeeping */
+  uint64_t apply_ord; /* next key ordinal within the current apply */
   int apply_written;
   uint64_t ret_age_ms, ret_bytes; /* retention; 0 = none */
   lmq_group *groups, *dead_groups;
@@ -101,6 +106,7 @@ typedef struct chunk {
   int err;            /* result of the write, read by waiting producers */
   atomic_int refs;    /* waiting producers + the applier */
   uint64_t queued_ns; /* when it reached the applier */
+  size_t mem;         /* heap bytes it holds while queued (lmq__chunk_mem) */
 } chunk;
 
 struct lmq_env {
@@ -167,6 +173,9 @@ struct lmq_env {
   pthread_cond_t app_done;  /* applier progressed (backpressure, flush) */
   chunk *aq_head, *aq_tail;
   uint64_t unapplied;       /* bytes queued */
+  uint64_t unapplied_mem;   /* heap bytes the queued chunks hold: what
+                               max_unapplied bounds */
+  uint64_t freed_since_trim; /* chunk bytes applied since the last trim */
   uint64_t flush_req, flush_done; /* apply-everything requests */
   uint64_t ckpt_req;        /* the flush request that also wants a checkpoint */
   int app_err;              /* last apply error (0 = healthy) */
@@ -196,6 +205,34 @@ int lmq__env_check(lmq_env *env);
 int lmq__mdb_code(int rc, const char *what);
 /* rc is one of ours (LMQ_E*), not an LMDB or errno value. */
 static inline int lmq__is_lmq_code(int rc) { return rc < 0 && rc >= LMQ__ERR_LAST; }
+/* LMQ_ENOTSUP naming what if env was opened with LMQ_OPEN_RDONLY, else 0.
+ * Every public call that writes checks this first. */
+int lmq__env_writable(lmq_env *env, const char *what);
+#define LMQ__ENV_WRITABLE(env, what)                                           \
+  do {                                                                         \
+    int e__ = lmq__env_check(env);                                             \
+    if (!e__)                                                                  \
+      e__ = lmq__env_writable(env, what);                                      \
+    if (e__)                                                                   \
+      return e__;                                                              \
+  } while (0)
+/* --- walscan.c: a read-only open counts the WAL bytes after the applied
+ * position (reported as unapplied_bytes) without replaying them. */
+int lmq__rdonly_pending(lmq_env *env);
+/* --- metauri.c: the metadata store a directory belongs to. The recorded
+ * URI (malloc'ed) or NULL; refuse an embedded read-write open of an
+ * etcd-backed directory; record a read-write open's etcd URI. */
+char *lmq__meta_uri_recorded(lmq_env *env);
+int lmq__meta_uri_check(lmq_env *env, const char *uri);
+int lmq__meta_uri_record(lmq_env *env, const char *uri);
+/* --- walscan.c: walk waldir's records from segment 0 (or, with
+ * skip_applied, from the applied segment aseg), calling fn for each. */
+int lmq__wal_scan(const char *waldir, uint64_t aseg, uint64_t aoff,
+                  int skip_applied, lmq_wal_fn fn, void *arg);
+/* --- consume.c: the group-less read (reader.c) shares consume's read path.
+ * On success *out holds up to max messages with id >= from. */
+int lmq__read_into(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_id from,
+                   size_t max);
 /* The env's metadata store (for the stream layer's channel service). */
 lmq_meta *lmq__env_meta(lmq_env *env);
 /* Make every committed LMDB transaction durable (the meta page too: the
@@ -233,6 +270,9 @@ int lmq__recover(lmq_env *env);
 void *lmq__applier_main(void *arg);
 /* Apply everything queued so far and, if ckpt, checkpoint. */
 int lmq__apply_flush(lmq_env *env, int ckpt);
+/* Wake the applier now: space may have been freed (a failing apply retries,
+ * retention runs with new limits). */
+void lmq__applier_kick(lmq_env *env);
 /* Sync LMDB and retire the segments wholly before the applied position
  * (applier thread, or after it stopped). */
 int lmq__checkpoint(lmq_env *env);
@@ -305,13 +345,39 @@ void lmq__group_fd_update(lmq_chan *ch, lmq_group *g);
 /* Wake the group's blocked consumers to recheck (g->mu and ch->mu held). */
 void lmq__group_wake_locked(lmq_chan *ch, lmq_group *g);
 
-/* --- cursor.c */
+/* --- consume.c (the caller holds a reference on ch) */
+int lmq__consume_g(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_group *g,
+                   size_t max, int timeout_ms);
+int lmq__group_fd_g(int *out, lmq_chan *ch, lmq_group *g);
+
+/* --- channel.c (the caller holds a reference on ch) */
+int lmq__latest_id_ch(lmq_id *out, lmq_env *env, lmq_chan *ch);
+/* A handle call is done with its reference (handle.c: never the last). */
+void lmq__chan_leave(lmq_env *env, lmq_chan *ch);
+
+/* --- cursor.c (the caller holds a reference on ch) */
+enum lmq__seek_kind { LMQ__SEEK_ID, LMQ__SEEK_TIME, LMQ__SEEK_EARLIEST,
+                      LMQ__SEEK_LATEST };
+int lmq__commit_g(lmq_env *env, lmq_chan *ch, lmq_group *g);
+int lmq__ack_g(lmq_env *env, lmq_chan *ch, lmq_group *g, lmq_id id);
+int lmq__rewind_g(lmq_chan *ch, lmq_group *g);
+int lmq__seek_g(lmq_env *env, lmq_chan *ch, lmq_group *g, int kind, lmq_id id);
+
 /* Commit every dirty cursor (auto-commit and close). */
 int lmq__groups_commit_all(lmq_env *env);
 
 /* --- produce.c */
+/* Produce to ch. The caller holds a reference on ch, which this call
+ * takes over (a record keeps it, or it is released). */
+int lmq__produce_ch(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs, size_t n,
+                    lmq_id *out_ids, int sync);
 void lmq__chunk_unref(lmq_env *env, chunk *c);
 chunk *lmq__chunk_new(lmq_env *env, uint64_t seq);
 void lmq__chunk_free_all(lmq_env *env);
+/* Heap bytes chunk c holds (buffer, record table, the struct itself). */
+size_t lmq__chunk_mem(const chunk *c);
+/* Give back memory once the load is gone: drop the recycled chunks and, where
+ * the C library can, return free heap pages to the OS (applier, idle). */
+void lmq__chunk_trim(lmq_env *env);
 
 #endif

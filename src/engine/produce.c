@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * produce.c - ID allocation, WAL group commit and publication.
  *
@@ -16,6 +17,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#ifdef HAVE_MALLOC_TRIM
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +33,34 @@
 /* Chunks (and their buffers) are recycled: allocating and faulting in a
  * fresh multi-page buffer per group commit was a large share of the cost. */
 #define FREE_CHUNKS_MAX 4
-#define FREE_CHUNK_CAP_MAX ((size_t)8 << 20)
+#define FREE_CHUNK_CAP_MAX ((size_t)1 << 20) /* at most 4 MiB kept idle */
+
+/* A fresh chunk comes in one allocation with room for a small record or
+ * two: with NONE/INTERVAL a single-message chunk per call is common, and
+ * three allocations per chunk (struct, buffer, record list), freed in
+ * bursts by the applier, were a fifth of a single-message produce. */
+#define CHUNK_INLINE_RECS 2
+#define CHUNK_INLINE_BUF 512
+typedef struct chunk_block {
+  chunk c;
+  rec_ref recs[CHUNK_INLINE_RECS];
+  unsigned char buf[CHUNK_INLINE_BUF];
+} chunk_block;
+
+static int buf_inline(const chunk *c) {
+  return c->buf == ((chunk_block *)c)->buf;
+}
+static int recs_inline(const chunk *c) {
+  return c->recs == ((chunk_block *)c)->recs;
+}
+
+static void chunk_release(chunk *c) {
+  if (!buf_inline(c))
+    free(c->buf);
+  if (!recs_inline(c))
+    free(c->recs);
+  free(c);
+}
 
 chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
   chunk *c = NULL;
@@ -40,8 +71,17 @@ chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
     env->nfree--;
   }
   pthread_mutex_unlock(&env->free_mu);
-  if (!c && !(c = calloc(1, sizeof *c)))
-    return NULL;
+  if (!c) {
+    chunk_block *b = malloc(sizeof *b);
+    if (!b)
+      return NULL;
+    memset(&b->c, 0, sizeof b->c);
+    c = &b->c;
+    c->buf = b->buf;
+    c->cap = CHUNK_INLINE_BUF;
+    c->recs = b->recs;
+    c->rcap = CHUNK_INLINE_RECS;
+  }
   c->next = NULL;
   c->len = CHUNK_HDR;
   c->nrecs = 0;
@@ -64,20 +104,36 @@ void lmq__chunk_unref(lmq_env *env, chunk *c) {
     c = NULL;
   }
   pthread_mutex_unlock(&env->free_mu);
-  if (c) {
-    free(c->buf);
-    free(c->recs);
-    free(c);
-  }
+  if (c)
+    chunk_release(c);
+}
+
+size_t lmq__chunk_mem(const chunk *c) {
+  size_t m = sizeof(chunk_block);
+  if (!buf_inline(c))
+    m += c->cap;
+  if (!recs_inline(c))
+    m += c->rcap * sizeof(rec_ref);
+  return m;
+}
+
+void lmq__chunk_trim(lmq_env *env) {
+  pthread_mutex_lock(&env->free_mu);
+  lmq__chunk_free_all(env);
+  pthread_mutex_unlock(&env->free_mu);
+#ifdef HAVE_MALLOC_TRIM
+  /* The chunks of a burst were freed in the middle of the heap, where free()
+   * cannot give them back: without this, private memory stays at its peak
+   * for the life of the process. */
+  malloc_trim(0);
+#endif
 }
 
 void lmq__chunk_free_all(lmq_env *env) {
   while (env->free_chunks) {
     chunk *c = env->free_chunks;
     env->free_chunks = c->next;
-    free(c->buf);
-    free(c->recs);
-    free(c);
+    chunk_release(c);
   }
   env->nfree = 0;
 }
@@ -86,18 +142,30 @@ static int chunk_reserve(chunk *c, size_t more) {
   if (c->len + more > c->cap) {
     /* Start small: with NONE/INTERVAL a single-message chunk is common and
      * thousands may wait for the applier at once. */
-    size_t ncap = c->cap ? c->cap : 512;
+    size_t ncap = c->cap;
     while (ncap < c->len + more)
       ncap *= 2;
-    unsigned char *nb = realloc(c->buf, ncap);
+    unsigned char *nb;
+    if (buf_inline(c)) {
+      if ((nb = malloc(ncap)))
+        memcpy(nb, c->buf, c->len);
+    } else {
+      nb = realloc(c->buf, ncap);
+    }
     if (!nb)
       return -1;
     c->buf = nb;
     c->cap = ncap;
   }
   if (c->nrecs == c->rcap) {
-    size_t nr = c->rcap ? c->rcap * 2 : 2;
-    rec_ref *n = realloc(c->recs, nr * sizeof *n);
+    size_t nr = c->rcap * 2;
+    rec_ref *n;
+    if (recs_inline(c)) {
+      if ((n = malloc(nr * sizeof *n)))
+        memcpy(n, c->recs, c->nrecs * sizeof *n);
+    } else {
+      n = realloc(c->recs, nr * sizeof *n);
+    }
     if (!n)
       return -1;
     c->recs = n;
@@ -185,6 +253,8 @@ out_unlock:
     env->aq_head = c;
   env->aq_tail = c;
   env->unapplied += c->len;
+  c->mem = lmq__chunk_mem(c);
+  env->unapplied_mem += c->mem;
   if (env->unapplied >= env->opt.apply_bytes)
     pthread_cond_signal(&env->app_cond);
   pthread_mutex_unlock(&env->app_mu);
@@ -261,11 +331,13 @@ int lmq__wal_barrier(lmq_env *env) {
   return 0;
 }
 
-/* Producers wait here while too much is unapplied (the applier is behind). */
+/* Producers wait here while the unapplied chunks hold more memory than
+ * max_unapplied (the applier is behind): what a process holds stays bounded
+ * whatever the produce rate, and so does what retention cannot yet delete. */
 static int backpressure(lmq_env *env) {
   int rc = 0;
   pthread_mutex_lock(&env->app_mu);
-  while (env->unapplied > env->opt.max_unapplied) {
+  while (env->unapplied_mem > env->opt.max_unapplied) {
     if (env->app_err) {
       rc = lmq__error(env->app_err, "the WAL cannot be applied to LMDB: %s",
                       lmq_strerror(env->app_err));
@@ -281,20 +353,18 @@ static int backpressure(lmq_env *env) {
   return rc;
 }
 
-LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
-                        size_t n, lmq_id *out_ids, int sync) {
-  lmq__error_clear();
-  LMQ__ENV_CHECK(env);
-  if (atomic_load(&env->closed))
-    return lmq__error(LMQ_ECLOSED, "env is closed");
+static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync, uint64_t total);
+
+/* Validate a produce call's arguments; 0 and *total (payload bytes). */
+static int produce_check(lmq_env *env, const lmq_buf *msgs, size_t n, int sync,
+                         uint64_t *total_out) {
   if (!msgs || n == 0)
     return lmq__error(LMQ_EINVAL, "produce needs at least one message");
   if (n > UINT32_MAX)
     return lmq__error(LMQ_ETOOBIG, "too many messages in one call");
   if (sync < LMQ_SYNC_DEFAULT || sync > LMQ_SYNC_NONE)
     return lmq__error(LMQ_EINVAL, "sync policy %d is invalid", sync);
-  if (sync == LMQ_SYNC_DEFAULT)
-    sync = env->opt.sync;
   uint64_t total = 0;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i].len && !msgs[i].data)
@@ -309,10 +379,44 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
                       (uint64_t)total);
   if (atomic_load(&env->failed))
     return lmq__error(LMQ_EFAILED, "an earlier WAL fsync failed; reopen the env");
-  lmq_chan *ch;
-  int rc = lmq__chan_get(&ch, env, channel);
+  *total_out = total;
+  return 0;
+}
+
+LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync) {
+  lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "produce");
+  LMQ__ENV_CHECK(env);
+  if (atomic_load(&env->closed))
+    return lmq__error(LMQ_ECLOSED, "env is closed");
+  uint64_t total;
+  int rc = produce_check(env, msgs, n, sync, &total);
   if (rc)
     return rc;
+  lmq_chan *ch;
+  if ((rc = lmq__chan_get(&ch, env, channel)))
+    return rc;
+  return produce_chan(env, ch, msgs, n, out_ids, sync, total);
+}
+
+int lmq__produce_ch(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs, size_t n,
+                    lmq_id *out_ids, int sync) {
+  uint64_t total;
+  int rc = produce_check(env, msgs, n, sync, &total);
+  if (rc) {
+    lmq__chan_put(env, ch);
+    return rc;
+  }
+  return produce_chan(env, ch, msgs, n, out_ids, sync, total);
+}
+
+/* The checked produce: the caller's reference on ch is taken over. */
+static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync, uint64_t total) {
+  int rc;
+  if (sync == LMQ_SYNC_DEFAULT)
+    sync = env->opt.sync;
   if ((rc = backpressure(env)) || (rc = lmq__chan_reserve(ch, n))) {
     lmq__chan_put(env, ch);
     return rc;
@@ -386,7 +490,7 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
   pthread_mutex_unlock(&env->wal_mu);
   lmq__chunk_unref(env, c);
   if (rc)
-    return lmq__error(rc, "produce to '%s' failed: %s", channel, lmq_strerror(rc));
+    return lmq__error(rc, "produce to '%s' failed: %s", ch->name, lmq_strerror(rc));
   atomic_fetch_add(&env->st_produced, n);
   if (out_ids)
     for (size_t i = 0; i < n; i++)

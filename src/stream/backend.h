@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * backend.h - what the stream layer needs from a message store. One adapter
  * per store: the lmq engine (backend_engine.c); NATS JetStream and RocksDB
@@ -73,6 +74,9 @@ struct lmq_backend {
 
 /* The engine adapter over an open env (borrowed unless own_env). */
 int lmq__backend_engine_open(lmq_backend **out, lmq_env *env, int own_env);
+/* b's env if b is the engine adapter, else NULL: streams then produce
+ * through channel handles (include/lmq.h, "Handles"), closed before b. */
+lmq_env *lmq__backend_engine_env(lmq_backend *b);
 
 /* The RocksDB adapter (backend_rocksdb.c, only with --with-rocksdb): opens
  * a RocksMQ-layout store in dir with sync an enum lmq_sync. It has no

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* backend_engine.c - the stream backend over the lmq engine (include/lmq.h). */
 #include "config.h"
 #include "stream/backend.h"
@@ -13,9 +14,10 @@ typedef struct eng_backend {
   int own_env;
 } eng_backend;
 
+/* A subscription is a consumer handle (include/lmq.h, "Handles"): no name
+ * lookups per consume. */
 typedef struct eng_sub {
-  lmq_env *env;
-  char *channel, *group;
+  lmq_consumer *c;
   lmq_bmsg *arr; /* reused between batches */
   size_t cap;
 } eng_sub;
@@ -35,6 +37,8 @@ static int e_produce(lmq_backend *b, const char *ch, const lmq_buf *msgs,
   return lmq_produce(env_of(b), ch, msgs, n, ids, LMQ_SYNC_DEFAULT);
 }
 
+
+
 static int e_latest(lmq_backend *b, const char *ch, uint64_t *id) {
   lmq_id v = 0;
   int rc = lmq_latest_id(&v, env_of(b), ch);
@@ -49,13 +53,17 @@ static int e_subscribe(lmq_backend *b, lmq_bsub **out, const char *ch,
   if (rc)
     return rc;
   eng_sub *s = calloc(1, sizeof *s);
-  if (!s || !(s->channel = strdup(ch)) || !(s->group = strdup(group))) {
-    if (s)
-      free(s->channel);
-    free(s);
+  if (!s)
     return lmq__error(LMQ_ENOMEM, "subscribe: out of memory");
+  lmq_channel *h = NULL;
+  rc = lmq_channel_open(&h, env_of(b), ch);
+  if (!rc)
+    rc = lmq_consumer_open(&s->c, h, group);
+  lmq_channel_close(h); /* the consumer handle holds what it needs */
+  if (rc) {
+    free(s);
+    return rc;
   }
-  s->env = env_of(b);
   *out = (lmq_bsub *)s;
   return 0;
 }
@@ -65,7 +73,7 @@ static int e_consume(lmq_bsub *bs, lmq_bbatch *out, size_t max,
   eng_sub *s = (eng_sub *)bs;
   lmq_msgs *msgs = NULL;
   memset(out, 0, sizeof *out);
-  int n = lmq_consume(&msgs, s->env, s->channel, s->group, max, timeout_ms);
+  int n = lmq_consumer_consume(&msgs, s->c, max, timeout_ms);
   if (n < 0) {
     lmq_msgs_free(msgs);
     return n;
@@ -99,17 +107,17 @@ static void e_batch_free(lmq_bsub *bs, lmq_bbatch *batch) {
 
 static int e_fd(lmq_bsub *bs, int *fd) {
   eng_sub *s = (eng_sub *)bs;
-  return lmq_group_fd(fd, s->env, s->channel, s->group);
+  return lmq_consumer_fd(fd, s->c);
 }
 
 static int e_seek(lmq_bsub *bs, uint64_t id) {
   eng_sub *s = (eng_sub *)bs;
-  return lmq_seek(s->env, s->channel, s->group, id);
+  return lmq_consumer_seek(s->c, id);
 }
 
 static int e_commit(lmq_bsub *bs) {
   eng_sub *s = (eng_sub *)bs;
-  return lmq_group_commit(s->env, s->channel, s->group);
+  return lmq_consumer_commit(s->c);
 }
 
 static void e_unsubscribe(lmq_bsub *bs) {
@@ -118,9 +126,8 @@ static void e_unsubscribe(lmq_bsub *bs) {
     return;
   /* What this subscriber read but nobody committed goes to the group's
    * next consumer (the channel or group may be gone: nothing to do). */
-  lmq_group_rewind(s->env, s->channel, s->group);
-  free(s->channel);
-  free(s->group);
+  lmq_consumer_rewind(s->c);
+  lmq_consumer_close(s->c);
   free(s->arr);
   free(s);
 }
@@ -142,6 +149,10 @@ static const lmq_backend_ops engine_ops = {
     e_fd,        e_seek,           e_commit,          e_unsubscribe,
     e_meta,      e_close,
 };
+
+lmq_env *lmq__backend_engine_env(lmq_backend *b) {
+  return b && b->ops == &engine_ops ? env_of(b) : NULL;
+}
 
 int lmq__backend_engine_open(lmq_backend **out, lmq_env *env, int own_env) {
   eng_backend *e = calloc(1, sizeof *e);

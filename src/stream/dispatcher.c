@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * dispatcher.c - the unmarshal dispatcher: type -> codec, the protobuf codecs
  * of the built-in types, the envelope every message travels in, and the
@@ -5,6 +6,7 @@
  */
 #include "config.h"
 #include "stream/msg.h"
+#include "stream/envelope.h"
 #include "common/error.h"
 #include "lmq_msg.pb-c.h"
 
@@ -12,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -448,7 +451,7 @@ static int mem_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
   /* A shallow copy sharing the body (held through parent), so that each
    * consumer can stamp its own position on it. */
   lmq_tsmsg *c = NULL;
-  int rc = lmq_tsmsg_create(&c, m->type, m->body, NULL);
+  int rc = lmq_tsmsg_create(&c, m->type, lmq__tsmsg_body(m), NULL);
   if (rc == 0) {
     c->parent = m;
     c->id = m->id;
@@ -471,6 +474,38 @@ static int mem_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
 
 /* ------------------------------------------------------------ envelope */
 
+/* A protobuf body packed straight after the envelope's head: one buffer,
+ * no copy (envelope.h). */
+static int marshal_proto_in_place(unsigned char **out, size_t *len,
+                                  const lmq_tsmsg *m, void *arg) {
+  const ProtobufCMessageDescriptor *desc = arg;
+  const ProtobufCMessage *pm = lmq__tsmsg_body(m);
+  if (!pm)
+    return atomic_load(&m->lazy) == LMQ__LAZY_NONE
+               ? lmq__error(LMQ_EINVAL, "%s: body is NULL", desc->short_name)
+               : lmq__error(LMQ_ECORRUPT, "%s: the received body does not "
+                            "decode", desc->short_name);
+  if (pm->descriptor != desc)
+    return lmq__error(LMQ_EINVAL, "body is a %s, expected a %s",
+                      pm->descriptor ? pm->descriptor->short_name : "?",
+                      desc->short_name);
+  size_t blen = protobuf_c_message_get_packed_size(pm);
+  size_t head = lmq__envelope_head_size(m, blen);
+  unsigned char *buf = malloc(head + blen);
+  if (!buf)
+    return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+  lmq__envelope_head_write(buf, m, blen);
+  if (blen && protobuf_c_message_pack(pm, buf + head) != blen) {
+    free(buf);
+    return lmq__error(LMQ_EINTERNAL, "%s: packed size changed while packing",
+                      desc->short_name);
+  }
+  *out = buf;
+  *len = head + blen;
+  ((lmq_tsmsg *)m)->size = *len;
+  return 0;
+}
+
 LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
                             lmq_dispatcher *d, const lmq_tsmsg *m) {
   if (!out || !len || !d || !m)
@@ -483,37 +518,88 @@ LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
   if (!s)
     return lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
                       m->type);
+  if (s->codec.marshal == proto_marshal)
+    return marshal_proto_in_place(out, len, m, s->codec.arg);
   unsigned char *body = NULL;
   size_t blen = 0;
-  int rc = s->codec.marshal(&body, &blen, m->body, s->codec.arg);
+  const void *mb = lmq__tsmsg_body(m);
+  if (!mb && atomic_load(&m->lazy) != LMQ__LAZY_NONE)
+    return lmq__error(LMQ_ECORRUPT, "the received body of message %lld does "
+                      "not decode", (long long)m->id);
+  int rc = s->codec.marshal(&body, &blen, mb, s->codec.arg);
   if (rc)
     return rc;
-  Lmqpb__MsgBase base = LMQPB__MSG_BASE__INIT;
-  base.msg_type = (Lmqpb__MsgType)m->type;
-  base.msg_id = m->id;
-  base.timestamp = m->timestamp;
-  base.source_id = m->source_id;
-  Lmqpb__Envelope env = LMQPB__ENVELOPE__INIT;
-  env.msg_base = &base;
-  env.begin_ts = m->begin_ts;
-  env.end_ts = m->end_ts;
-  env.n_hash_keys = m->nhash;
-  env.hash_keys = m->hash_keys;
-  if (m->traceparent)
-    env.traceparent = m->traceparent;
-  env.body.data = body;
-  env.body.len = blen;
-  size_t n = lmqpb__envelope__get_packed_size(&env);
-  unsigned char *buf = malloc(n ? n : 1);
+  size_t head = lmq__envelope_head_size(m, blen);
+  unsigned char *buf = malloc(head + blen ? head + blen : 1);
   if (!buf) {
     free(body);
     return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
   }
-  *len = lmqpb__envelope__pack(&env, buf);
-  *out = buf;
+  lmq__envelope_head_write(buf, m, blen);
+  if (blen)
+    memcpy(buf + head, body, blen);
   free(body);
+  *out = buf;
+  *len = head + blen;
   ((lmq_tsmsg *)m)->size = *len;
   return 0;
+}
+
+/* The envelope is transient: it is decoded into a stack arena. */
+typedef union env_arena {
+  arena a;
+  unsigned char raw[sizeof(arena) + 1024];
+} env_arena;
+
+static void env_arena_done(env_arena *ea) {
+  for (overflow *o = ea->a.more, *n; o; o = n) {
+    n = o->next;
+    free(o);
+  }
+}
+
+/* Decode and check the envelope of data (everything but the body): 0 with
+ * *envp and the type's slot *sp, or an error. ea is released by the caller
+ * (env_arena_done) in every case. */
+static int envelope_decode(Lmqpb__Envelope **envp, slot **sp, env_arena *ea,
+                           lmq_dispatcher *d, const void *data, size_t len) {
+  ea->a.more = NULL;
+  ea->a.used = 0;
+  ea->a.cap = sizeof *ea - sizeof(arena);
+  ProtobufCAllocator eal = {arena_alloc, arena_nofree, &ea->a};
+  Lmqpb__Envelope *env = lmqpb__envelope__unpack(&eal, len, data);
+  if (!env)
+    return lmq__error(LMQ_ECORRUPT, "%zu bytes are not a message envelope",
+                      len);
+  if (!env->msg_base)
+    return lmq__error(LMQ_ECORRUPT, "message envelope has no base");
+  if (bad_field_number(&env->base))
+    return lmq__error(LMQ_ECORRUPT,
+                      "message envelope carries field number 0 (or > 2^29-1)");
+  uint32_t type = (uint32_t)env->msg_base->msg_type;
+  slot *s = slot_find(d, type);
+  if (!s)
+    return lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
+                      type);
+  if (env->traceparent[0] && lmq__traceparent_check(env->traceparent))
+    return lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
+  if (env->begin_ts > env->end_ts)
+    return lmq__error(LMQ_ECORRUPT, "message begin_ts %llu > end_ts %llu",
+                      (unsigned long long)env->begin_ts,
+                      (unsigned long long)env->end_ts);
+  *envp = env;
+  *sp = s;
+  return 0;
+}
+
+static void envelope_fields(lmq_tsmsg *m, const Lmqpb__Envelope *env,
+                            size_t len) {
+  m->id = env->msg_base->msg_id;
+  m->timestamp = env->msg_base->timestamp;
+  m->source_id = env->msg_base->source_id;
+  m->begin_ts = env->begin_ts;
+  m->end_ts = env->end_ts;
+  m->size = len;
 }
 
 LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
@@ -523,52 +609,14 @@ LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
   *out = NULL;
   if (d->mem)
     return mem_unmarshal(out, d, data, len);
-  /* The envelope is transient: decode it into a stack arena. */
-  union {
-    arena a;
-    unsigned char raw[sizeof(arena) + 1024];
-  } ea;
-  ea.a.more = NULL;
-  ea.a.used = 0;
-  ea.a.cap = sizeof ea - sizeof(arena);
-  ProtobufCAllocator eal = {arena_alloc, arena_nofree, &ea.a};
-  Lmqpb__Envelope *env = lmqpb__envelope__unpack(&eal, len, data);
-  if (!env) {
-    for (overflow *o = ea.a.more, *n; o; o = n) {
-      n = o->next;
-      free(o);
-    }
-    return lmq__error(LMQ_ECORRUPT, "%zu bytes are not a message envelope",
-                      len);
-  }
-  int rc;
+  env_arena ea;
+  Lmqpb__Envelope *env = NULL;
+  slot *s = NULL;
   lmq_tsmsg *m = NULL;
-  if (!env->msg_base) {
-    rc = lmq__error(LMQ_ECORRUPT, "message envelope has no base");
+  int rc = envelope_decode(&env, &s, &ea, d, data, len);
+  if (rc)
     goto done;
-  }
-  if (bad_field_number(&env->base)) {
-    rc = lmq__error(LMQ_ECORRUPT,
-                    "message envelope carries field number 0 (or > 2^29-1)");
-    goto done;
-  }
   uint32_t type = (uint32_t)env->msg_base->msg_type;
-  slot *s = slot_find(d, type);
-  if (!s) {
-    rc = lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
-                    type);
-    goto done;
-  }
-  if (env->traceparent[0] && lmq__traceparent_check(env->traceparent)) {
-    rc = lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
-    goto done;
-  }
-  if (env->begin_ts > env->end_ts) {
-    rc = lmq__error(LMQ_ECORRUPT, "message begin_ts %llu > end_ts %llu",
-                    (unsigned long long)env->begin_ts,
-                    (unsigned long long)env->end_ts);
-    goto done;
-  }
   void *body = NULL;
   lmq_body_free_fn bfree = NULL;
   rc = s->codec.unmarshal(&body, &bfree, env->body.data, env->body.len,
@@ -580,12 +628,7 @@ LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
       bfree(body);
     goto done;
   }
-  m->id = env->msg_base->msg_id;
-  m->timestamp = env->msg_base->timestamp;
-  m->source_id = env->msg_base->source_id;
-  m->begin_ts = env->begin_ts;
-  m->end_ts = env->end_ts;
-  m->size = len;
+  envelope_fields(m, env, len);
   if ((rc = lmq_tsmsg_set_hash_keys(m, env->hash_keys, env->n_hash_keys)) ||
       (env->traceparent[0] &&
        (rc = lmq_tsmsg_set_traceparent(m, env->traceparent)))) {
@@ -595,9 +638,105 @@ LMQ_API int lmq_msg_unmarshal(lmq_tsmsg **out, lmq_dispatcher *d,
   }
   *out = m;
 done:
-  for (overflow *o = ea.a.more, *n; o; o = n) {
-    n = o->next;
-    free(o);
-  }
+  env_arena_done(&ea);
   return rc;
+}
+
+#define ALIGN_UP(n, a) (((n) + (a) - 1) & ~((size_t)(a) - 1))
+
+int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
+                            const void *data, size_t len, const char *channel,
+                            const char *group, uint64_t id) {
+  *out = NULL;
+  if (d->mem || (len && !data)) { /* mem tokens carry no bytes to keep */
+    int rc = lmq_msg_unmarshal(out, d, data, len);
+    if (rc)
+      return rc;
+    if ((rc = lmq__pos_set(&(*out)->pos, channel, group, id, (*out)->end_ts))) {
+      lmq_tsmsg_unref(*out);
+      *out = NULL;
+      return rc;
+    }
+    (*out)->has_pos = 1;
+    return 0;
+  }
+  /* The envelope without protobuf-c (envelope.h), checked as
+   * envelope_decode checks it. */
+  lmq__envelope_view v;
+  int rc = lmq__envelope_parse(&v, data, len);
+  if (rc)
+    return rc;
+  slot *s = slot_find(d, v.type);
+  if (!s)
+    return lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
+                      v.type);
+  /* The trace context is a C string: it ends at its first NUL, if any. */
+  size_t tpl = v.tplen ? strnlen((const char *)v.tp, v.tplen) : 0;
+  char tpbuf[256];
+  if (tpl) {
+    if (tpl >= sizeof tpbuf)
+      return lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
+    memcpy(tpbuf, v.tp, tpl);
+    tpbuf[tpl] = '\0';
+    if (lmq__traceparent_check(tpbuf))
+      return lmq__error(LMQ_ECORRUPT, "message carries a malformed traceparent");
+    tpl++;
+  }
+  if (v.begin_ts > v.end_ts)
+    return lmq__error(LMQ_ECORRUPT, "message begin_ts %llu > end_ts %llu",
+                      (unsigned long long)v.begin_ts,
+                      (unsigned long long)v.end_ts);
+  /* One allocation: the message, then its hash keys, trace context,
+   * position strings and ID, and the encoded body. */
+  size_t cl = strlen(channel) + 1, gl = group ? strlen(group) + 1 : 0;
+  size_t off_keys = ALIGN_UP(sizeof(lmq_tsmsg), sizeof(uint32_t));
+  if (v.nkeys > (SIZE_MAX - off_keys - len) / sizeof(uint32_t) / 2)
+    return lmq__error(LMQ_ECORRUPT, "message has too many hash keys");
+  size_t off_tp = off_keys + v.nkeys * sizeof(uint32_t);
+  size_t off_ch = off_tp + tpl, off_g = off_ch + cl, off_id = off_g + gl;
+  size_t off_raw = off_id + 8, total = off_raw + v.bodylen;
+  unsigned char *blk = malloc(total);
+  if (!blk)
+    return lmq__error(LMQ_ENOMEM, "msg_unmarshal: out of memory");
+  lmq_tsmsg *m = (lmq_tsmsg *)blk;
+  memset(m, 0, sizeof *m);
+  atomic_init(&m->refs, 1);
+  m->type = v.type;
+  m->id = v.id;
+  m->timestamp = v.timestamp;
+  m->source_id = v.source_id;
+  m->begin_ts = v.begin_ts;
+  m->end_ts = v.end_ts;
+  m->size = len;
+  m->inl = LMQ__INL_KEYS | LMQ__INL_TP | LMQ__INL_POS;
+  if (v.nkeys) {
+    m->hash_keys = (uint32_t *)(blk + off_keys);
+    lmq__envelope_keys(m->hash_keys, &v, data, len);
+    m->nhash = v.nkeys;
+  }
+  if (tpl) {
+    m->traceparent = (char *)blk + off_tp;
+    memcpy(m->traceparent, tpbuf, tpl);
+  }
+  m->pos.channel = (char *)blk + off_ch;
+  memcpy(m->pos.channel, channel, cl);
+  if (group) {
+    m->pos.group = (char *)blk + off_g;
+    memcpy(m->pos.group, group, gl);
+  }
+  m->pos.msg_id = blk + off_id;
+  for (int i = 0; i < 8; i++)
+    m->pos.msg_id[i] = (unsigned char)(id >> (56 - 8 * i));
+  m->pos.msg_id_len = 8;
+  m->pos.timestamp = m->end_ts;
+  m->has_pos = 1;
+  if (v.bodylen)
+    memcpy(blk + off_raw, v.body, v.bodylen);
+  m->raw = blk + off_raw;
+  m->rawlen = v.bodylen;
+  m->raw_decode = s->codec.unmarshal;
+  m->raw_arg = s->codec.arg;
+  atomic_init(&m->lazy, LMQ__LAZY_PENDING);
+  *out = m;
+  return 0;
 }

@@ -1,9 +1,11 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* msg.c - messages (TsMsg), positions and packs. */
 #include "config.h"
 #include "stream/msg.h"
 #include "common/error.h"
 #include "lmq_msg.pb-c.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,11 +44,56 @@ LMQ_API void lmq_tsmsg_unref(lmq_tsmsg *m) {
     return;
   if (m->body_free && m->body)
     m->body_free(m->body);
-  free(m->hash_keys);
-  free(m->traceparent);
-  lmq_msg_position_clear(&m->pos);
+  if (!(m->inl & LMQ__INL_KEYS))
+    free(m->hash_keys);
+  if (!(m->inl & LMQ__INL_TP))
+    free(m->traceparent);
+  if (!(m->inl & LMQ__INL_POS))
+    lmq_msg_position_clear(&m->pos);
   lmq_tsmsg_unref(m->parent);
   free(m);
+}
+
+/* First accesses of lazy bodies serialize on one of these (by address). */
+static pthread_mutex_t lazy_mu[16] = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER};
+
+void *lmq__tsmsg_body(const lmq_tsmsg *cm) {
+  lmq_tsmsg *m = (lmq_tsmsg *)cm; /* decoding once is not a visible change */
+  int st = atomic_load_explicit(&m->lazy, memory_order_acquire);
+  if (st == LMQ__LAZY_NONE)
+    return m->body;
+  if (st == LMQ__LAZY_FAILED) {
+    lmq__error(LMQ_ECORRUPT, "the body of message %lld (type %u) does not "
+               "decode", (long long)m->id, m->type);
+    return NULL;
+  }
+  pthread_mutex_t *mu = &lazy_mu[((uintptr_t)m >> 6) & 15];
+  pthread_mutex_lock(mu);
+  if (atomic_load_explicit(&m->lazy, memory_order_relaxed) == LMQ__LAZY_PENDING) {
+    void *body = NULL;
+    lmq_body_free_fn bfree = NULL;
+    int rc = m->raw_decode(&body, &bfree, m->raw, m->rawlen, m->raw_arg);
+    if (rc == 0) {
+      m->body = body;
+      m->body_free = bfree;
+    }
+    /* Out of memory is not corruption: the next access tries again. */
+    if (rc != LMQ_ENOMEM)
+      atomic_store_explicit(&m->lazy, rc ? LMQ__LAZY_FAILED : LMQ__LAZY_NONE,
+                            memory_order_release);
+  }
+  void *b = atomic_load_explicit(&m->lazy, memory_order_relaxed) ==
+                    LMQ__LAZY_NONE
+                ? m->body
+                : NULL;
+  pthread_mutex_unlock(mu);
+  return b;
 }
 
 LMQ_API uint32_t lmq_tsmsg_type(const lmq_tsmsg *m) { return m->type; }
@@ -71,7 +118,7 @@ LMQ_API const lmq_msg_position *lmq_tsmsg_position(const lmq_tsmsg *m) {
   return m->has_pos ? &m->pos : NULL;
 }
 LMQ_API size_t lmq_tsmsg_size(const lmq_tsmsg *m) { return m->size; }
-LMQ_API void *lmq_tsmsg_body(const lmq_tsmsg *m) { return m->body; }
+LMQ_API void *lmq_tsmsg_body(const lmq_tsmsg *m) { return lmq__tsmsg_body(m); }
 
 LMQ_API void lmq_tsmsg_set_id(lmq_tsmsg *m, int64_t id) { m->id = id; }
 LMQ_API void lmq_tsmsg_set_timestamp(lmq_tsmsg *m, uint64_t ts) {
@@ -102,7 +149,9 @@ LMQ_API int lmq_tsmsg_set_hash_keys(lmq_tsmsg *m, const uint32_t *keys,
       return lmq__error(LMQ_ENOMEM, "set_hash_keys: out of memory");
     memcpy(k, keys, n * sizeof *k);
   }
-  free(m->hash_keys);
+  if (!(m->inl & LMQ__INL_KEYS))
+    free(m->hash_keys);
+  m->inl &= ~LMQ__INL_KEYS;
   m->hash_keys = k;
   m->nhash = n;
   return 0;
@@ -149,7 +198,9 @@ LMQ_API int lmq_tsmsg_set_traceparent(lmq_tsmsg *m, const char *tp) {
     if (!(c = strdup(tp)))
       return lmq__error(LMQ_ENOMEM, "set_traceparent: out of memory");
   }
-  free(m->traceparent);
+  if (!(m->inl & LMQ__INL_TP))
+    free(m->traceparent);
+  m->inl &= ~LMQ__INL_TP;
   m->traceparent = c;
   return 0;
 }
@@ -163,7 +214,9 @@ LMQ_API int lmq_tsmsg_set_position(lmq_tsmsg *m, const lmq_msg_position *pos) {
     if (rc)
       return rc;
   }
-  lmq_msg_position_clear(&m->pos);
+  if (!(m->inl & LMQ__INL_POS))
+    lmq_msg_position_clear(&m->pos);
+  m->inl &= ~LMQ__INL_POS;
   m->pos = c;
   m->has_pos = pos != NULL;
   return 0;

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * msgstream.c - MsgStream: producer (repack, produce, broadcast) and the
  * plain consumer; the pieces TtMsgStream shares (channel reads, the epoll
@@ -51,6 +52,14 @@ static void strv_free(char **v, size_t n) {
   free(v);
 }
 
+static void phand_close(lmq_channel **h, size_t n) {
+  if (!h)
+    return;
+  for (size_t i = 0; i < n; i++)
+    lmq_channel_close(h[i]);
+  free(h);
+}
+
 LMQ_API void lmq_msgstream_close(lmq_msgstream *s) {
   if (!s)
     return;
@@ -77,6 +86,7 @@ LMQ_API void lmq_msgstream_close(lmq_msgstream *s) {
     close(s->epfd);
   if (s->readyfd >= 0)
     close(s->readyfd);
+  phand_close(s->phand, s->npch);
   strv_free(s->pch, s->npch);
   free(s->subname);
   lmq__ctx_unref(s->ctx);
@@ -119,14 +129,33 @@ LMQ_API int lmq_msgstream_as_producer(lmq_msgstream *s,
   int rc = names_copy(&v, channels, n, "as_producer");
   if (rc)
     return rc;
+  lmq_backend *be = s->ctx->be;
+  lmq_env *env = lmq__backend_engine_env(be);
+  lmq_channel **h = NULL;
+  if (env && !(h = calloc(n, sizeof *h))) {
+    strv_free(v, n);
+    return lmq__error(LMQ_ENOMEM, "as_producer: out of memory");
+  }
   for (size_t i = 0; i < n; i++)
-    if ((rc = s->ctx->be->ops->channel_create(s->ctx->be, v[i]))) {
+    if ((rc = be->ops->channel_create(be, v[i])) ||
+        (h && (rc = lmq_channel_open(&h[i], env, v[i])))) {
+      phand_close(h, n);
       strv_free(v, n);
       return rc;
     }
   s->pch = v;
+  s->phand = h;
   s->npch = n;
   return 0;
+}
+
+/* Produce to producer channel c: through its handle when there is one. */
+static int produce_to(lmq_msgstream *s, size_t c, const lmq_buf *bufs,
+                      size_t n, uint64_t *ids) {
+  lmq_backend *be = s->ctx->be;
+  if (s->phand)
+    return lmq_channel_produce(s->phand[c], bufs, n, ids, LMQ_SYNC_DEFAULT);
+  return be->ops->produce(be, s->pch[c], bufs, n, ids);
 }
 
 LMQ_API int lmq_msgstream_set_repack(lmq_msgstream *s, lmq_repack_fn fn,
@@ -196,8 +225,7 @@ LMQ_API int lmq_msgstream_produce(lmq_msgstream *s, const lmq_msg_pack *pack) {
     size_t j = i;
     while (j < k && order[j] == order[i])
       j++;
-    rc = s->ctx->be->ops->produce(s->ctx->be, s->pch[order[i]], &bufs[i],
-                                  j - i, NULL);
+    rc = produce_to(s, order[i], &bufs[i], j - i, NULL);
     i = j;
   }
 done:
@@ -236,7 +264,7 @@ LMQ_API int lmq_msgstream_broadcast(lmq_msg_position **ids, size_t *nids,
   if ((rc = marshal_all(bufs, s->ctx->disp, pack->msgs, n)))
     goto done;
   for (size_t c = 0; c < s->npch; c++) {
-    if ((rc = s->ctx->be->ops->produce(s->ctx->be, s->pch[c], bufs, n, idv)))
+    if ((rc = produce_to(s, c, bufs, n, idv)))
       goto done;
     for (size_t i = 0; pos && i < n; i++, npos++)
       if ((rc = lmq__pos_set(&pos[npos], s->pch[c], NULL, idv[i],
@@ -389,19 +417,16 @@ int lmq__stream_read(lmq_msgstream *s, size_t c,
   size_t start = ch->pend_taken, i = start;
   for (rc = 0; i < b->n && rc == 0; i++) {
     lmq_tsmsg *m = NULL;
-    int u = lmq_msg_unmarshal(&m, s->ctx->disp, b->msgs[i].data, b->msgs[i].len);
+    /* The envelope is checked now; the body when it is first used. */
+    int u = lmq__msg_unmarshal_lazy(&m, s->ctx->disp, b->msgs[i].data,
+                                    b->msgs[i].len, ch->name, s->subname,
+                                    b->msgs[i].id);
     if (u == LMQ_ENOMEM) {
       rc = u;
       break;
     }
     if (u)
       continue; /* corrupt: skipped */
-    if ((rc = lmq__pos_set(&m->pos, ch->name, s->subname, b->msgs[i].id,
-                           m->end_ts))) {
-      lmq_tsmsg_unref(m);
-      break;
-    }
-    m->has_pos = 1;
     m->chan = (unsigned)c;
     if ((rc = fn(arg, m))) /* fn disposed of m */
       break;

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * repack.c - repack functions: how a pack's messages are routed to a
  * producer's channels. The default routes by hash key and splits Insert
@@ -283,7 +284,7 @@ oom:
 #undef PICK
 
 static int route_insert(lmq_repack_out *out, lmq_tsmsg *m, size_t nch) {
-  const Lmqpb__InsertRequest *b = m->body;
+  const Lmqpb__InsertRequest *b = lmq__tsmsg_body(m);
   if (!b || b->base.descriptor != &lmqpb__insert_request__descriptor)
     return lmq__error(LMQ_EINVAL, "insert message %lld has no InsertRequest "
                       "body", (long long)m->id);
@@ -368,8 +369,9 @@ LMQ_API int lmq_repack_default(lmq_repack_out *out, lmq_tsmsg *const *msgs,
       /* Delete routes by its first key, like any other message. */
       size_t nk = m->nhash;
       const uint32_t *k = m->hash_keys;
-      if (!nk && m->type == LMQ_MSG_DELETE && m->body) {
-        const Lmqpb__DeleteRequest *d = m->body;
+      const Lmqpb__DeleteRequest *d =
+          !nk && m->type == LMQ_MSG_DELETE ? lmq__tsmsg_body(m) : NULL;
+      if (d) {
         if (d->base.descriptor == &lmqpb__delete_request__descriptor)
           nk = d->n_hash_values, k = d->hash_values;
       }

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* stream.h - internals shared by msgstream.c, ttstream.c, factory.c and
  * chansvc.c (not installed). */
 #ifndef LMQ_STREAM_STREAM_H
@@ -59,6 +60,7 @@ struct lmq_msgstream {
   lmq_stream_ctx *ctx;
   /* producer */
   char **pch;
+  lmq_channel **phand; /* per producer channel (engine backend only) */
   size_t npch;
   lmq_repack_fn repack;
   void *repack_arg;
