@@ -4,6 +4,7 @@
  * service's store in an etcd of the test's own. The adapter's failure tests
  * are in t/test_nats_cluster.c.
  */
+#include "config.h"
 #include "stream_util.h"
 #include "nats_cluster.h"
 #include "etcd_harness.h"
@@ -118,6 +119,7 @@ Test(stream_cluster, ttstream_packs_and_checkpoint_resume_on_r3) {
   lmq_msgstream_close(p);
 }
 
+#ifdef LMQ_HAVE_ETCD
 /* The channel service on nats with its store in etcd (meta.uri): what one
  * service creates another (another process) sees. */
 Test(stream_cluster, channel_service_with_an_etcd_store) {
@@ -158,3 +160,24 @@ Test(stream_cluster, channel_service_with_an_etcd_store) {
   lmq_stream_factory_destroy(f2);
   eh_destroy(&eh);
 }
+#else
+/* Built without the etcd driver: the channel service on nats keeps its
+ * records in an embedded store in engine.dir. */
+Test(stream_cluster, channel_service_with_an_embedded_store) {
+  char *d = tmpdir_new();
+  cr_assert_eq(lmq_stream_factory_set(fac, "engine.dir", d), 0);
+  lmq_chansvc *svc = NULL;
+  cr_assert_eq(lmq_chansvc_create(&svc, fac), 0, "%s", lmq_errmsg());
+  lmq_channel_owner o = {"proxy", "10.0.0.1:19530", "dml"};
+  char **names = NULL;
+  cr_assert_eq(lmq_chansvc_create_channels(&names, svc, &o, 2), 0, "%s", lmq_errmsg());
+  lmq_channel_desc *dd = NULL;
+  cr_assert_eq(lmq_chansvc_describe_channels(&dd, svc, (const char *const *)names, 2), 0);
+  cr_assert_str_eq(dd[0].role, "proxy");
+  lmq_channel_descs_free(dd, 2);
+  cr_assert_eq(lmq_chansvc_destroy_channels(svc, (const char *const *)names, 2), 0);
+  lmq_strv_free(names);
+  lmq_chansvc_destroy(svc);
+  tmpdir_rm(d);
+}
+#endif
