@@ -1082,19 +1082,30 @@ static const mdef nats_measures[] = {
 };
 #define NNATS (sizeof nats_measures / sizeof *nats_measures)
 
+/* The servers running now: a failed run exits the suite (run_child), and
+ * their stores must not stay behind. */
+static bns_set *nats_live;
+static void nats_live_stop(void) {
+  if (nats_live)
+    bns_stop(nats_live);
+}
+
 /* Print the NATS rows (1 node R1, 3 nodes R3) to stdout and txt. */
 static void nats_rows(FILE *txt) {
   summary s[2][NNATS];
   int ok[2] = {0, 0};
+  static bns_set set;
+  atexit(nats_live_stop);
   for (int t = 0; t < 2; t++) {
-    bns_set set;
     if (bns_start(&set, t ? 3 : 1))
       continue;
+    nats_live = &set;
     nats_url = set.urls;
     nats_replicas = t ? "3" : "1";
     for (size_t i = 0; i < NNATS; i++)
       s[t][i] = measure(&nats_bk, &nats_measures[i]);
     bns_stop(&set);
+    nats_live = NULL;
     ok[t] = 1;
   }
   char line[512];
