@@ -5,6 +5,8 @@
  *   bench_suite [-q] [-r RUNS] [-s SECONDS] [-d TMPDIR] [-o RESULTS_DIR]
  *
  *   -q   quick mode (about a minute: short runs, smaller fills)
+ *   -n   only the NATS rows (built with libnats; starts its own nats-server
+ *        processes: 1 node, then a 3-node cluster with R3 streams)
  *   -r   runs per figure (default 3 quick, 5 full; at least 3)
  *   -s   seconds per throughput run (default 0.3 quick, 2 full)
  *   -d   where the fresh data directories go (default $TMPDIR or /var/tmp)
@@ -54,6 +56,11 @@ static double lat_secs;     /* latency run length */
 static double lat_rate = 2000; /* msg/s, open loop; lowered on slow disks */
 static int can_drop_caches;
 static const char *only; /* -m */
+#ifdef BENCH_WITH_NATS
+static const char *nats_url;            /* servers of the NATS rows */
+static const char *nats_replicas = "1"; /* their streams' replicas */
+static int nats_only;                   /* -n: only the NATS rows */
+#endif
 
 static double now_s(void) {
   struct timespec ts;
@@ -743,6 +750,15 @@ static void m_ttstream(const backend *bk, const mdef *m, result *r) {
     snprintf(names[i], sizeof names[i], "tt-%zu", i);
     pn[i] = names[i];
   }
+#ifdef BENCH_WITH_NATS
+  if (!strcmp(bk->stream_name, "nats")) {
+    /* The servers outlive a run: fresh channels per run. */
+    lchk(lmq_stream_factory_set(f, "nats.url", nats_url), "factory nats.url");
+    lchk(lmq_stream_factory_set(f, "nats.replicas", nats_replicas), "factory replicas");
+    for (size_t i = 0; i < nch && i < 64; i++)
+      snprintf(names[i], sizeof names[i], "tt%d-%zu", (int)getpid(), i);
+  }
+#endif
   lmq_msgstream *p = NULL, *c = NULL;
   lchk(lmq_msgstream_create(&p, f), "producer");
   lchk(lmq_msgstream_as_producer(p, pn, nch), "as_producer");
@@ -771,6 +787,7 @@ static void m_ttstream(const backend *bk, const mdef *m, result *r) {
   r->v[0] = (double)got / t;
 }
 #endif
+
 
 /* ------------------------------------------------------------- driver */
 
@@ -949,11 +966,175 @@ static void json_num(FILE *f, double v) {
     fprintf(f, "%.6g", v);
 }
 
+#ifdef BENCH_WITH_NATS
+/* ------------------------------------------------------------- NATS
+ * The NATS rows (issue 13): nats-server processes started here (1 node,
+ * or 3 nodes with R3 streams), and on each, side by side in one run:
+ *   raw       libnats js_PublishAsync of 100 B messages to a stream of the
+ *             same settings lmq creates (file storage, replicas), then
+ *             js_PublishAsyncComplete: the server's async publish rate;
+ *   produce   lmq_msgstream_produce of 1-row Inserts in calls of 1000 on
+ *             backend "nats" (one channel);
+ *   ttstream  the TtMsgStream workload above (16 channels) on "nats".
+ * nats-server 2.9.10 acknowledges a publish before any fsync (it syncs its
+ * files every two minutes and cannot be told to sync each write): compare
+ * these rows with lmq's NONE/INTERVAL rows, not with ALWAYS.
+ */
+#include "nats_servers.h"
+#include <nats/nats.h>
+
+static void m_nats_raw(const backend *bk, const mdef *m, result *r) {
+  (void)bk;
+  (void)m;
+  size_t n = quick ? 100000 : 400000;
+  natsOptions *o = NULL;
+  natsConnection *nc = NULL;
+  jsCtx *js = NULL;
+  char urls[256];
+  const char *sv[3];
+  int nsv = 0;
+  snprintf(urls, sizeof urls, "%s", nats_url);
+  for (char *save = NULL, *u = strtok_r(urls, ",", &save); u && nsv < 3;
+       u = strtok_r(NULL, ",", &save))
+    sv[nsv++] = u;
+  if (natsOptions_Create(&o) != NATS_OK || natsOptions_SetServers(o, sv, nsv) != NATS_OK ||
+      natsConnection_Connect(&nc, o) != NATS_OK)
+    die("nats raw", "connect");
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 65536;
+  jo.PublishAsync.StallWait = 10000; /* wait for room, do not fail */
+  if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
+    die("nats raw", "jetstream");
+  char name[32], subj[40];
+  snprintf(name, sizeof name, "raw%d", (int)getpid());
+  snprintf(subj, sizeof subj, "raw.%d", (int)getpid());
+  const char *subjects[1] = {subj};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name;
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = atoi(nats_replicas);
+  jsStreamInfo *si = NULL;
+  if (js_AddStream(&si, js, &cfg, NULL, NULL) != NATS_OK)
+    die("nats raw", "add stream");
+  jsStreamInfo_Destroy(si);
+  char payload[100];
+  memset(payload, 'x', sizeof payload);
+  double t0 = now_s();
+  for (size_t i = 0; i < n; i++)
+    if (js_PublishAsync(js, subj, payload, (int)sizeof payload, NULL) != NATS_OK)
+      die("nats raw publish", nats_GetLastError(NULL));
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60000;
+  if (js_PublishAsyncComplete(js, &po) != NATS_OK)
+    die("nats raw", "acknowledgements");
+  r->v[0] = (double)n / (now_s() - t0);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  natsOptions_Destroy(o);
+}
+
+static void m_nats_produce(const backend *bk, const mdef *m, result *r) {
+  (void)bk;
+  (void)m;
+  size_t calls = quick ? 100 : 400, every = 1000;
+  lmq_stream_factory *f = NULL;
+  lchk(lmq_stream_factory_create(&f), "factory");
+  lchk(lmq_stream_factory_set(f, "backend", "nats"), "factory backend");
+  lchk(lmq_stream_factory_set(f, "nats.url", nats_url), "factory nats.url");
+  lchk(lmq_stream_factory_set(f, "nats.replicas", nats_replicas), "factory replicas");
+  char ch[32];
+  snprintf(ch, sizeof ch, "p%d", (int)getpid());
+  const char *pn[1] = {ch};
+  lmq_msgstream *p = NULL;
+  lchk(lmq_msgstream_create(&p, f), "producer");
+  lchk(lmq_msgstream_as_producer(p, pn, 1), "as_producer");
+  lmq_msg_pack *pk = NULL;
+  lchk(lmq_msg_pack_create(&pk), "pack");
+  for (size_t i = 0; i < every; i++)
+    lchk(lmq_msg_pack_append(pk, tt_insert((uint32_t)i, 1)), "append");
+  int64_t id = 1;
+  double t0 = now_s();
+  for (size_t c = 0; c < calls; c++) {
+    for (size_t i = 0; i < every; i++) {
+      lmq_tsmsg_set_id(pk->msgs[i], id++);
+      lmq_tsmsg_set_timestamp(pk->msgs[i], (uint64_t)id);
+    }
+    lchk(lmq_msgstream_produce(p, pk), "stream produce");
+  }
+  r->v[0] = (double)(calls * every) / (now_s() - t0);
+  lmq_msg_pack_destroy(pk);
+  lmq_msgstream_close(p);
+  lmq_stream_factory_destroy(f);
+}
+
+static const backend nats_bk = {"nats", NULL, NULL, NULL, NULL, NULL, NULL, "nats",
+                                NULL, NULL, NULL};
+static const mdef nats_measures[] = {
+    {"nats_raw_publish_async_100B", "msg/s", "cpu", m_nats_raw, 0, 0, 1, {""}},
+    {"nats_msgstream_produce_x1000", "msg/s", "cpu", m_nats_produce, 0, 0, 1, {""}},
+    {"ttstream_16ch_none", "msg/s", "cpu", m_ttstream, 16, 0, 1, {""}},
+};
+#define NNATS (sizeof nats_measures / sizeof *nats_measures)
+
+/* Print the NATS rows (1 node R1, 3 nodes R3) to stdout and txt. */
+static void nats_rows(FILE *txt) {
+  summary s[2][NNATS];
+  int ok[2] = {0, 0};
+  for (int t = 0; t < 2; t++) {
+    bns_set set;
+    if (bns_start(&set, t ? 3 : 1))
+      continue;
+    nats_url = set.urls;
+    nats_replicas = t ? "3" : "1";
+    for (size_t i = 0; i < NNATS; i++)
+      s[t][i] = measure(&nats_bk, &nats_measures[i]);
+    bns_stop(&set);
+    ok[t] = 1;
+  }
+  char line[512];
+  snprintf(line, sizeof line,
+           "\nNATS JetStream rows (nats-server 2.9.10, file storage; fsync: none per "
+           "write, the server syncs every 2 min; R3: acknowledged once 2 of 3 nodes "
+           "have it in memory). Compare with lmq NONE/INTERVAL rows.\n%-36s %-5s %25s "
+           "%25s\n",
+           "measure", "unit", "nats 1 node R1", "nats 3 nodes R3");
+  fputs(line, stdout);
+  fputs(line, txt);
+  for (size_t i = 0; i < NNATS; i++) {
+    char a[64] = "not run", b[64] = "not run", h1[16], h2[16], h3[16];
+    if (ok[0])
+      snprintf(a, sizeof a, "%s [%s-%s]", human(h1, 16, s[0][i].v[0].med),
+               human(h2, 16, s[0][i].v[0].min), human(h3, 16, s[0][i].v[0].max));
+    if (ok[1])
+      snprintf(b, sizeof b, "%s [%s-%s]", human(h1, 16, s[1][i].v[0].med),
+               human(h2, 16, s[1][i].v[0].min), human(h3, 16, s[1][i].v[0].max));
+    snprintf(line, sizeof line, "%-36s %-5s %25s %25s\n", nats_measures[i].name,
+             nats_measures[i].unit, a, b);
+    fputs(line, stdout);
+    fputs(line, txt);
+  }
+  snprintf(line, sizeof line, "%-36s %-5s %25.2f %25.2f\n", "msgstream_produce/raw_publish",
+           "ratio", ok[0] ? s[0][1].v[0].med / s[0][0].v[0].med : NAN,
+           ok[1] ? s[1][1].v[0].med / s[1][0].v[0].med : NAN);
+  fputs(line, stdout);
+  fputs(line, txt);
+  fflush(stdout);
+}
+#endif
+
 int main(int argc, char **argv) {
   const char *outdir = "bench/results";
   int opt;
-  while ((opt = getopt(argc, argv, "qr:s:d:o:m:")) != -1) {
+  while ((opt = getopt(argc, argv, "qnr:s:d:o:m:")) != -1) {
     switch (opt) {
+#ifdef BENCH_WITH_NATS
+    case 'n': nats_only = 1; break;
+#endif
     case 'q': quick = 1; break;
     case 'r': runs = atoi(optarg); break;
     case 's': secs = atof(optarg); break;
@@ -961,7 +1142,7 @@ int main(int argc, char **argv) {
     case 'o': outdir = optarg; break;
     case 'm': only = optarg; break;
     default:
-      fprintf(stderr, "usage: bench_suite [-q] [-r RUNS] [-s SECONDS] [-d TMPDIR] "
+      fprintf(stderr, "usage: bench_suite [-q] [-n] [-r RUNS] [-s SECONDS] [-d TMPDIR] "
                       "[-o RESULTS_DIR] [-m MEASURE]\n");
       return 2;
     }
@@ -1000,6 +1181,17 @@ int main(int argc, char **argv) {
   fputs(hdr, stdout);
   fputs(hdr, txt);
 
+#ifdef BENCH_WITH_NATS
+  if (nats_only) { /* -n: the NATS rows alone */
+    nats_rows(txt);
+    fputs("{}\n", js);
+    fclose(txt);
+    fclose(csv);
+    fclose(js);
+    fclose(dat);
+    return 0;
+  }
+#endif
   /* Machine limits first. */
   double lim[L_N];
   summary ls[L_N];
@@ -1123,6 +1315,9 @@ int main(int argc, char **argv) {
   }
 #ifndef BENCH_WITH_STREAM
   fputs("ttstream_16ch_none: not built (the stream layer is not merged)\n", stdout);
+#endif
+#ifdef BENCH_WITH_NATS
+  nats_rows(txt);
 #endif
   const char *legend =
       "\nlmq/rdb: lmq's median over RocksDB's (latency: lower is better). "

@@ -65,13 +65,14 @@ extern "C" {
   X(LMQ_EINTERNAL, -20, "internal error")                                      \
   X(LMQ_ELIMIT, -21, "configured limit reached")                               \
   X(LMQ_EPROTO, -22, "protocol error from a server")                           \
-  X(LMQ_EFAILED, -23, "env failed earlier and must be reopened")
+  X(LMQ_EFAILED, -23, "env failed earlier and must be reopened")              \
+  X(LMQ_EUNKNOWN, -24, "outcome unknown: the write may or may not have been applied")
 
 enum lmq_error {
 #define LMQ__ERR_ENUM(name, value, msg) name = value,
   LMQ_ERROR_TABLE(LMQ__ERR_ENUM)
 #undef LMQ__ERR_ENUM
-  LMQ__ERR_LAST = -23
+  LMQ__ERR_LAST = -24
 };
 
 /* Static description of an error code ("unknown error" for unknown codes). */
@@ -136,8 +137,11 @@ typedef struct lmq_env_options {
   uint32_t max_message_size;  /* bytes; default 4 MiB, at most 256 MiB */
   uint64_t wal_segment_size;  /* bytes before the WAL rolls; default 16 MiB */
   unsigned apply_interval_ms; /* applier moves WAL to LMDB this often; 50 */
-  uint64_t apply_bytes;       /* ...or when this much is unapplied; 16 MiB */
-  uint64_t max_unapplied;     /* producers wait beyond this; default 256 MiB */
+  uint64_t apply_bytes;       /* ...or when this much is unapplied; 4 MiB */
+  uint64_t max_unapplied;     /* producers wait while the unapplied records
+                                 hold more memory than this (it bounds the
+                                 process's private memory and how far
+                                 retention can lag); default 16 MiB */
   uint64_t checkpoint_bytes;  /* WAL bytes between checkpoints; 32 MiB */
   unsigned autocommit_ms;     /* commit group cursors this often; 0 = off */
   uint64_t retention_ms;      /* default channel retention by age; 0 = none */
@@ -148,8 +152,8 @@ typedef struct lmq_env_options {
 
 #define LMQ_ENV_OPTIONS_INIT                                                   \
   { LMQ_ENV_OPTIONS_VERSION, LMQ_SYNC_ALWAYS, 100, (uint64_t)1 << 30, 1024,    \
-    4u << 20, (uint64_t)16 << 20, 50, (uint64_t)16 << 20,                      \
-    (uint64_t)256 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0 }
+    4u << 20, (uint64_t)16 << 20, 50, (uint64_t)4 << 20,                       \
+    (uint64_t)16 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0 }
 
 /*
  * Open (creating if needed) the data directory dir. opts may be NULL for the
@@ -341,13 +345,17 @@ LMQ_API const lmq_msg *lmq_msgs_at(const lmq_msgs *msgs, size_t i);
 LMQ_API void lmq_msgs_free(lmq_msgs *msgs);
 
 /* Persist the group's current cursor (everything consumed so far).
- * Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EUNAVAIL, LMQ_EIO. */
+ * Errors: LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EUNAVAIL (the metadata store did
+ * not answer: not committed), LMQ_EUNKNOWN (etcd: the write was sent but its
+ * answer lost, it may or may not be committed; the cursor stays marked as
+ * moved, so committing again is safe), LMQ_EIO. */
 LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
                              const char *group);
 /*
  * Persist every group's cursor that moved since its last commit, across all
  * channels, in as few metadata transactions as possible (with etcd: one
- * request per 128 groups). Errors: LMQ_EUNAVAIL, LMQ_EIO, LMQ_ENOMEM.
+ * request per 128 groups). Errors: LMQ_EUNAVAIL, LMQ_EUNKNOWN (as for
+ * lmq_group_commit), LMQ_EIO, LMQ_ENOMEM.
  */
 LMQ_API int lmq_group_commit_all(lmq_env *env);
 /*

@@ -381,9 +381,16 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f);
  *                      the first stream is created, unless an env was given
  *                      with lmq_stream_factory_set_env()
  *   "engine.sync"      "always" | "interval" | "none" for that env
- *   "nats.url"         server of backend "nats" (default
- *                      "nats://127.0.0.1:4222"); its open fails with
- *                      LMQ_EUNAVAIL when no JetStream server answers
+ *   "nats.url"         server(s) of backend "nats", comma-separated for a
+ *                      cluster (default "nats://127.0.0.1:4222"); its open
+ *                      fails with LMQ_EUNAVAIL when no JetStream server
+ *                      answers
+ *   "nats.replicas"    "1" (default), "3" or "5": replicas of the streams
+ *                      backend "nats" creates (docs/deploy.md)
+ *   "meta.uri"         "etcd://..." (docs/meta.md): the channel service's
+ *                      metadata store, on any backend; "" (default): the
+ *                      engine's own store, or on backends without one an
+ *                      embedded store in engine.dir/lmq-meta
  *   "dispatcher"       "proto" | "mem"
  *   "receive_buffer"   messages fetched from a channel per backend read
  *                      (1..1048576)
@@ -496,9 +503,12 @@ typedef struct lmq_channel_desc {
 
 typedef struct lmq_chansvc lmq_chansvc;
 
-/* A channel service over the factory's backend and its metadata store.
- * Errors: LMQ_ENOTSUP (backend without a metadata store), backend open
- * errors, LMQ_ENOMEM. Freed with lmq_chansvc_destroy(). Thread-safe. */
+/* A channel service over the factory's backend and a metadata store: the
+ * factory's "meta.uri", else the engine's own store, else (nats, rocksdb)
+ * an embedded store in "engine.dir"/lmq-meta. Errors: LMQ_EINVAL (a backend
+ * without a store and neither key set), metadata open errors (LMQ_EUNAVAIL,
+ * LMQ_EIO...), backend open errors, LMQ_ENOMEM. Freed with
+ * lmq_chansvc_destroy(). Thread-safe. */
 LMQ_API int lmq_chansvc_create(lmq_chansvc **out, lmq_stream_factory *f);
 LMQ_API void lmq_chansvc_destroy(lmq_chansvc *svc);
 

@@ -55,7 +55,7 @@ int eh_free_port(void) {
   return port;
 }
 
-static int find_etcd(etcd_harness *h) {
+int eh_find(etcd_harness *h) {
   const char *env = getenv("LMQ_ETCD");
   if (env && *env) {
     if (access(env, X_OK) != 0)
@@ -227,7 +227,7 @@ int eh_start_tls(etcd_harness *h, const char *base, const char *cert,
 }
 
 static int start(etcd_harness *h, const char *base) {
-  if (find_etcd(h))
+  if (eh_find(h))
     return -1;
   if (!base)
     base = getenv("TMPDIR");

@@ -27,6 +27,9 @@ typedef struct etcd_harness {
   int metrics_port;
 } etcd_harness;
 
+/* Find the etcd binary (as described above) into h->bin. */
+int eh_find(etcd_harness *h);
+
 /* A loopback TCP port that was free a moment ago, or -1. */
 int eh_free_port(void);
 

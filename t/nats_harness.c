@@ -20,7 +20,7 @@ static int exe_in(char *out, size_t cap, const char *dir) {
   return access(out, X_OK) == 0;
 }
 
-static int find_server(char *out, size_t cap) {
+int nh_find_server(char *out, size_t cap) {
   const char *path = getenv("PATH");
   if (path) {
     char *p = strdup(path), *save = NULL;
@@ -34,7 +34,7 @@ static int find_server(char *out, size_t cap) {
   return exe_in(out, cap, "/usr/sbin") || exe_in(out, cap, "/sbin");
 }
 
-static int free_port(void) {
+int nh_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -48,7 +48,7 @@ static int free_port(void) {
   return port;
 }
 
-static int accepts(int port) {
+int nh_accepts(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -91,7 +91,7 @@ static int spawn(nh_server *s, const char *exe) {
       s->pid = 0;
       return 0;
     }
-    if (accepts(s->port))
+    if (nh_accepts(s->port))
       return 1;
     sleep_ms(10);
   }
@@ -101,12 +101,12 @@ static int spawn(nh_server *s, const char *exe) {
 
 static void start_on(nh_server *s, int fixed_port) {
   char exe[4096];
-  cr_assert(find_server(exe, sizeof exe),
+  cr_assert(nh_find_server(exe, sizeof exe),
             "nats-server not found on PATH, in /usr/sbin or /sbin: the NATS "
             "tests need it");
   for (int attempt = 0; attempt < 5; attempt++) {
     if (!fixed_port)
-      s->port = free_port();
+      s->port = nh_free_port();
     cr_assert_gt(s->port, 0, "no free loopback port");
     if (spawn(s, exe)) {
       snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);

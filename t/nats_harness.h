@@ -25,6 +25,13 @@ void nh_term(nh_server *s);
 /* Kill it and remove its store. Safe to call twice. */
 void nh_stop(nh_server *s);
 
+/* Helpers shared with the cluster harness (t/nats_cluster.c): the
+ * nats-server binary (1 if found), a free loopback port, and whether a
+ * loopback port accepts connections. */
+int nh_find_server(char *out, size_t cap);
+int nh_free_port(void);
+int nh_accepts(int port);
+
 /* One server for the whole test process, stopped at exit: for the stream
  * tests built with LMQ_TEST_BACKEND "nats". Returns its URL. */
 const char *nh_shared_url(void);

@@ -22,16 +22,6 @@ lmq_stream_factory *su_factory(const char *dir) {
   return f;
 }
 
-void su_need_meta(lmq_stream_factory *f) {
-#ifdef LMQ_TEST_BACKEND
-  lmq_chansvc *svc = NULL;
-  cr_assert_eq(lmq_chansvc_create(&svc, f), LMQ_ENOTSUP);
-  cr_skip_test("backend %s has no metadata store", LMQ_TEST_BACKEND);
-#else
-  (void)f;
-#endif
-}
-
 lmq_tsmsg *su_insert(int64_t id, uint64_t ts, uint32_t key) {
   Lmqpb__InsertRequest *b = malloc(sizeof *b);
   lmqpb__insert_request__init(b);

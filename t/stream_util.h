@@ -6,10 +6,6 @@
 /* A factory over a fresh env in dir (SYNC_NONE: these tests are not about
  * durability). */
 lmq_stream_factory *su_factory(const char *dir);
-/* On a backend without a metadata store (LMQ_TEST_BACKEND "rocksdb"):
- * check that the channel service is refused with LMQ_ENOTSUP, then skip the
- * calling test. Does nothing on the engine. */
-void su_need_meta(lmq_stream_factory *f);
 /* An Insert of one row at ts with hash key key and message ID id. */
 lmq_tsmsg *su_insert(int64_t id, uint64_t ts, uint32_t key);
 /* Produce one message through the default repack (the pack takes m). */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 Test(retention, keeps_up_with_a_producer_that_never_pauses, .timeout = 60) {
@@ -169,6 +170,38 @@ Test(retention, a_full_map_recovers_when_a_channel_is_destroyed, .timeout = 90) 
   env = open_env(dir, LMQ_SYNC_NONE);
   cr_assert_eq(lmq_channel_exists(env, "b"), 0);
   cr_assert_eq(lmq_channel_exists(env, "a"), 1);
+  lmq_env_close(env);
+  tmpdir_rm(dir);
+}
+
+/* A full map with nothing to free costs next to no CPU: the failing apply
+ * is retried with a backoff (it used to retry every 20 ms forever, ~42 % of
+ * a core with the default map), and the env still resumes at once when
+ * space is freed (the freeing call wakes the applier). */
+Test(retention, a_wedged_env_burns_no_cpu, .timeout = 90) {
+  char *dir;
+  const char *chans[1] = {"a"};
+  lmq_env *env = fill_map(&dir, chans, 1);
+  usleep(500000);
+  struct timespec a, b;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+  uint64_t t0 = now_ms();
+  sleep(3);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+  double cpu = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+  double wall = (double)(now_ms() - t0) / 1e3;
+  cr_log_info("wedged: %.1f ms of CPU in %.1f s", cpu * 1e3, wall);
+  /* With this small map a failing apply is cheap: the old 20 ms retry loop
+   * cost 13 ms of CPU in these 3 s (~0.45 %); the backoff ~0.3 ms. */
+  cr_assert_lt(cpu / wall, 0.002, "a wedged env used %.2f%% of a core",
+               100 * cpu / wall);
+  uint64_t s0 = now_ms();
+  cr_assert_eq(lmq_channel_set_retention(env, "a", 0, 256 << 10), 0, "%s",
+               lmq_errmsg());
+  produces_again(env, "a");
+  cr_log_info("resumed %llu ms after the retention change",
+              (unsigned long long)(now_ms() - s0));
+  cr_assert_lt(now_ms() - s0, 900, "the env resumed only after the backoff");
   lmq_env_close(env);
   tmpdir_rm(dir);
 }

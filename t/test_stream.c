@@ -371,7 +371,6 @@ Test(stream, mem_dispatcher_streams_share_messages_in_process) {
 /* ------------------------------------------------------ channel service */
 
 Test(stream, channel_service_creates_describes_and_destroys) {
-  su_need_meta(fac);
   lmq_chansvc *svc = NULL;
   cr_assert_eq(lmq_chansvc_create(&svc, fac), 0, "%s", lmq_errmsg());
   lmq_channel_owner o = {"proxy", "10.0.0.1:19530", "dml channels"};
@@ -420,7 +419,6 @@ Test(stream, channel_service_creates_describes_and_destroys) {
 }
 
 Test(stream, channel_names_stay_unique_after_a_restart) {
-  su_need_meta(fac);
   lmq_chansvc *svc = NULL;
   lmq_channel_owner o = {"r", "a", "d"};
   char **a = NULL, **b = NULL;

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -40,12 +41,23 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
       MDB_cursor *cur;
       if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
         goto fail;
+      if (ch->apply_epoch != epoch) {
+        /* First record of the channel in this transaction: ordinals go on
+         * from the last key's (see key.h). */
+        if ((rc = lmq__key_next_ord(cur, &ch->apply_ord))) {
+          mdb_cursor_close(cur);
+          goto fail;
+        }
+        ch->apply_epoch = epoch;
+        ch->apply_add = 0;
+        ch->apply_written = 0;
+      }
       const unsigned char *p = c->buf + r->off;
       for (uint32_t j = 0; j < r->count; j++) {
-        unsigned char kb[8];
+        unsigned char kb[LMQ_KEY_SIZE];
         uint32_t len = lmq__get32(p);
-        lmq__put64be(kb, r->first_id + j);
-        MDB_val k = {8, kb}, v = {len, (void *)(p + 4)};
+        lmq__key_make(kb, r->first_id + j, ch->apply_ord++);
+        MDB_val k = {sizeof kb, kb}, v = {len, (void *)(p + 4)};
         if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND))) {
           mdb_cursor_close(cur);
           goto fail;
@@ -53,11 +65,6 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
         p += 4 + len;
       }
       mdb_cursor_close(cur);
-      if (ch->apply_epoch != epoch) {
-        ch->apply_epoch = epoch;
-        ch->apply_add = 0;
-        ch->apply_written = 0;
-      }
       ch->apply_add += r->bytes;
     }
   }
@@ -186,16 +193,17 @@ static chunk *take_batch(lmq_env *env, int all) {
   return list;
 }
 
-/* Interval fsyncs and retention, on their own clocks (no lock held). */
-static void duties(lmq_env *env, uint64_t *last_retention, int map_full) {
+/* Interval fsyncs and retention, on their own clocks (no lock held).
+ * Returns the bytes retention freed. */
+static uint64_t duties(lmq_env *env, uint64_t *last_retention, int map_full) {
   uint64_t now = lmq__mono_ns();
   interval_sync(env, now);
   /* Age limits are checked once a second; a byte limit as soon as an apply
    * crossed it, so what is retained stays within the limit plus about one
    * apply at any produce rate. */
   uint64_t every = map_full ? 20000000u : 1000000000u;
+  uint64_t freed = 0;
   if (now - *last_retention >= every || lmq__chan_over_limit(env)) {
-    uint64_t freed = 0;
     lmq__chan_retention(env, lmq__now_ms(), &freed);
     /* On a full map the apply that failed can use the freed pages only
      * once two more transactions have committed (see lmq__sys_touch). */
@@ -205,11 +213,22 @@ static void duties(lmq_env *env, uint64_t *last_retention, int map_full) {
     }
     *last_retention = now;
   }
+  return freed;
 }
+
+/* Once the queue has been empty this long after a load, the memory the load
+ * used is given back (lmq__chunk_trim). */
+#define TRIM_IDLE_NS 1000000000u
+/* A failing apply (full map, full disk) is retried after this, doubling up
+ * to the maximum: a wedged env costs next to no CPU, and anything that can
+ * free space (destroy, retention settings, close) wakes the applier. */
+#define RETRY_MIN_MS 20
+#define RETRY_MAX_MS 1000
 
 void *lmq__applier_main(void *arg) {
   lmq_env *env = arg;
-  uint64_t epoch = 0, last_retention = 0;
+  uint64_t epoch = 0, last_retention = 0, last_work = lmq__mono_ns();
+  unsigned retry_ms = RETRY_MIN_MS;
   pthread_mutex_lock(&env->app_mu);
   for (;;) {
     uint64_t now = lmq__mono_ns();
@@ -234,8 +253,14 @@ void *lmq__applier_main(void *arg) {
         ts.tv_nsec -= 1000000000L;
       }
       pthread_cond_timedwait(&env->app_cond, &env->app_mu, &ts);
+      int trim = !env->aq_head && env->freed_since_trim &&
+                 lmq__mono_ns() - last_work >= TRIM_IDLE_NS;
+      if (trim)
+        env->freed_since_trim = 0;
       pthread_mutex_unlock(&env->app_mu);
       duties(env, &last_retention, 0);
+      if (trim)
+        lmq__chunk_trim(env);
       pthread_mutex_lock(&env->app_mu);
       continue;
     }
@@ -245,7 +270,7 @@ void *lmq__applier_main(void *arg) {
     pthread_mutex_unlock(&env->app_mu);
 
     int rc = 0;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, mem = 0;
     if (list) {
       rc = apply_chunks(env, list, ++epoch);
       if (rc == 0) {
@@ -258,6 +283,7 @@ void *lmq__applier_main(void *arg) {
             c->recs[i].ch = NULL;
           }
           bytes += c->len;
+          mem += c->mem;
           lmq__chunk_unref(env, c);
           c = next;
         }
@@ -272,7 +298,7 @@ void *lmq__applier_main(void *arg) {
     /* Under load the idle branch above never runs: do the timed duties
      * between applies too, and run retention at once when the map is full,
      * as it is what frees the pages the failing apply needs. */
-    duties(env, &last_retention, rc == LMQ_EMAPFULL);
+    uint64_t freed = duties(env, &last_retention, rc == LMQ_EMAPFULL);
     pthread_mutex_lock(&env->app_mu);
     if (list && rc) {
       /* Put the chunks back in front: they stay in the tails and the WAL,
@@ -287,19 +313,25 @@ void *lmq__applier_main(void *arg) {
     }
     env->app_err = rc ? rc : crc;
     env->unapplied -= bytes;
+    env->unapplied_mem -= mem;
+    env->freed_since_trim += mem;
+    last_work = lmq__mono_ns();
     if (want_flush)
       env->flush_done = req; /* done, or failed: the flusher reads app_err */
     pthread_cond_broadcast(&env->app_done);
-    if (rc && !env->stop) {
-      /* Back off a little before retrying a failing apply. */
+    if (rc == LMQ_EMAPFULL && freed) {
+      retry_ms = RETRY_MIN_MS; /* retention made room: retry at once */
+    } else if (rc && !env->stop) {
+      /* Back off before retrying a failing apply (see RETRY_MAX_MS). */
       struct timespec ts;
       clock_gettime(CLOCK_MONOTONIC, &ts);
-      ts.tv_nsec += 20 * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)retry_ms * 1000000u;
+      ts.tv_sec += (time_t)(ns / 1000000000u);
+      ts.tv_nsec = (long)(ns % 1000000000u);
       pthread_cond_timedwait(&env->app_cond, &env->app_mu, &ts);
+      retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+    } else if (!rc) {
+      retry_ms = RETRY_MIN_MS;
     }
     if (env->stop && !env->aq_head)
       break;
@@ -308,6 +340,12 @@ void *lmq__applier_main(void *arg) {
   }
   pthread_mutex_unlock(&env->app_mu);
   return NULL;
+}
+
+void lmq__applier_kick(lmq_env *env) {
+  pthread_mutex_lock(&env->app_mu);
+  pthread_cond_signal(&env->app_cond);
+  pthread_mutex_unlock(&env->app_mu);
 }
 
 int lmq__apply_flush(lmq_env *env, int ckpt) {

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -172,7 +173,7 @@ static int last_key(MDB_txn *txn, MDB_dbi dbi, lmq_id *out) {
     return rc;
   MDB_val k, v;
   rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-  *out = (rc == 0 && k.mv_size == 8) ? lmq__get64be(k.mv_data) : 0;
+  *out = (rc == 0 && lmq__key_valid(&k)) ? lmq__key_id(&k) : 0;
   mdb_cursor_close(cur);
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -413,6 +414,7 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   }
   lmq__chan_put(env, ch); /* last reference: frees it */
   pthread_mutex_unlock(&env->ddl_mu);
+  lmq__applier_kick(env); /* its pages may be what a failing apply needs */
   return rc ? rc : mrc;
 }
 
@@ -494,8 +496,10 @@ LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
       rc = mdb_txn_commit(txn);
   }
   lmq__chan_put(env, ch);
-  return rc ? lmq__mdb_code(rc, "set retention")
-            : lmq__mdb_durable(env, "set retention");
+  if (rc)
+    return lmq__mdb_code(rc, "set retention");
+  lmq__applier_kick(env); /* enforce the new limits now */
+  return lmq__mdb_durable(env, "set retention");
 }
 
 /* --------------------------------------------------------------------- */
@@ -636,55 +640,92 @@ int lmq__chan_over_limit(lmq_env *env) {
   return over;
 }
 
+/*
+ * One retention transaction over the channels of list: deletes what is
+ * older than a channel's age limit or beyond its byte limit, stopping once
+ * about budget bytes are deleted (*more is then set). Bounding it keeps the
+ * transaction's dirty pages (which LMDB keeps allocated for the env's life)
+ * and its share of the map small whatever a limit change leaves to delete.
+ */
+static int retention_pass(lmq_env *env, lmq_chan **list, size_t n,
+                          uint64_t now_ms, uint64_t budget, uint64_t *freed,
+                          uint64_t *freed_bytes, int *more) {
+  MDB_txn *txn = NULL;
+  uint64_t total = 0;
+  memset(freed, 0, n * sizeof *freed);
+  *more = 0;
+  int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+  for (size_t i = 0; i < n && !rc && !*more; i++) {
+    lmq_chan *ch = list[i];
+    pthread_mutex_lock(&ch->mu);
+    uint64_t age = ch->ret_age_ms, maxb = ch->ret_bytes, tb = ch->tbytes;
+    pthread_mutex_unlock(&ch->mu);
+    if (!age && !maxb)
+      continue;
+    lmq_id cutoff = age && now_ms > age ? lmq_id_from_time(now_ms - age) : 0;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
+      break;
+    MDB_val k, v;
+    uint64_t bytes = ch->abytes + tb;
+    int r2 = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (r2 == 0) {
+      lmq_id id = lmq__get64be(k.mv_data);
+      int old = cutoff && id < cutoff;
+      int big = maxb && bytes - freed[i] > maxb;
+      if (!old && !big)
+        break;
+      if (total >= budget) {
+        *more = 1;
+        break;
+      }
+      freed[i] += v.mv_size;
+      total += v.mv_size + k.mv_size;
+      if ((rc = mdb_cursor_del(cur, 0)))
+        break;
+      r2 = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+      if (r2 == 0 && !lmq__key_valid(&k))
+        break;
+    }
+    mdb_cursor_close(cur);
+    if (!rc && freed[i])
+      rc = lmq__chan_sys_put(env, txn, ch, ch->abytes - freed[i]);
+  }
+  if (rc) {
+    if (txn)
+      mdb_txn_abort(txn);
+    *more = 0;
+    return rc;
+  }
+  if ((rc = mdb_txn_commit(txn))) {
+    *more = 0;
+    return rc;
+  }
+  for (size_t i = 0; i < n; i++) {
+    list[i]->abytes -= freed[i];
+    *freed_bytes += freed[i];
+  }
+  return 0;
+}
+
 int lmq__chan_retention(lmq_env *env, uint64_t now_ms, uint64_t *freed_bytes) {
   *freed_bytes = 0;
   size_t n;
   lmq_chan **list = lmq__chan_snapshot(env, &n, 1);
   if (!list)
     return LMQ_ENOMEM;
-  int rc = 0;
-  MDB_txn *txn = NULL;
+  int rc = 0, more = 1;
   uint64_t *freed = calloc(n ? n : 1, sizeof *freed);
-  if (n && freed && !(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
-    for (size_t i = 0; i < n && !rc; i++) {
-      lmq_chan *ch = list[i];
-      pthread_mutex_lock(&ch->mu);
-      uint64_t age = ch->ret_age_ms, maxb = ch->ret_bytes, tb = ch->tbytes;
-      pthread_mutex_unlock(&ch->mu);
-      lmq_id cutoff = age && now_ms > age ? lmq_id_from_time(now_ms - age) : 0;
-      MDB_cursor *cur;
-      if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
-        break;
-      MDB_val k, v;
-      uint64_t bytes = ch->abytes + tb;
-      int r2 = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-      while (r2 == 0) {
-        lmq_id id = lmq__get64be(k.mv_data);
-        int old = cutoff && id < cutoff;
-        int big = maxb && bytes - freed[i] > maxb;
-        if (!old && !big)
-          break;
-        freed[i] += v.mv_size;
-        if ((rc = mdb_cursor_del(cur, 0)))
-          break;
-        r2 = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-        if (r2 == 0 && (k.mv_size != 8))
-          break;
-      }
-      mdb_cursor_close(cur);
-      if (!rc && freed[i])
-        rc = lmq__chan_sys_put(env, txn, ch, ch->abytes - freed[i]);
-    }
-    if (rc)
-      mdb_txn_abort(txn);
-    else if (!(rc = mdb_txn_commit(txn)))
-      for (size_t i = 0; i < n; i++) {
-        list[i]->abytes -= freed[i];
-        *freed_bytes += freed[i];
-      }
-  }
+  if (!freed)
+    rc = LMQ_ENOMEM;
+  else
+    while (n && more && !rc)
+      rc = retention_pass(env, list, n, now_ms, env->opt.apply_bytes, freed,
+                          freed_bytes, &more);
   lmq__chan_release(env, list, n);
   free(freed);
+  if (rc == LMQ_ENOMEM)
+    return lmq__error(rc, "retention: out of memory");
   return rc ? lmq__mdb_code(rc, "retention") : 0;
 }
 

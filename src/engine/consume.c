@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -143,7 +144,7 @@ retry:
   MDB_val k = {8, kb}, v;
   int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
   while (mrc == 0 && r->n < max) {
-    if (k.mv_size != 8) {
+    if (!lmq__key_valid(&k)) {
       mrc = MDB_CORRUPTED;
       break;
     }

@@ -74,6 +74,7 @@ struct lmq_chan {
   uint64_t tbytes;   /* payload bytes in the tail (under mu) */
   _Atomic uint64_t abytes; /* payload bytes in LMDB (written by the applier) */
   uint64_t apply_epoch, apply_add; /* applier bookkeeping */
+  uint64_t apply_ord; /* next key ordinal within the current apply */
   int apply_written;
   uint64_t ret_age_ms, ret_bytes; /* retention; 0 = none */
   lmq_group *groups, *dead_groups;
@@ -104,6 +105,7 @@ typedef struct chunk {
   int err;            /* result of the write, read by waiting producers */
   atomic_int refs;    /* waiting producers + the applier */
   uint64_t queued_ns; /* when it reached the applier */
+  size_t mem;         /* heap bytes it holds while queued (lmq__chunk_mem) */
 } chunk;
 
 struct lmq_env {
@@ -170,6 +172,9 @@ struct lmq_env {
   pthread_cond_t app_done;  /* applier progressed (backpressure, flush) */
   chunk *aq_head, *aq_tail;
   uint64_t unapplied;       /* bytes queued */
+  uint64_t unapplied_mem;   /* heap bytes the queued chunks hold: what
+                               max_unapplied bounds */
+  uint64_t freed_since_trim; /* chunk bytes applied since the last trim */
   uint64_t flush_req, flush_done; /* apply-everything requests */
   uint64_t ckpt_req;        /* the flush request that also wants a checkpoint */
   int app_err;              /* last apply error (0 = healthy) */
@@ -236,6 +241,9 @@ int lmq__recover(lmq_env *env);
 void *lmq__applier_main(void *arg);
 /* Apply everything queued so far and, if ckpt, checkpoint. */
 int lmq__apply_flush(lmq_env *env, int ckpt);
+/* Wake the applier now: space may have been freed (a failing apply retries,
+ * retention runs with new limits). */
+void lmq__applier_kick(lmq_env *env);
 /* Sync LMDB and retire the segments wholly before the applied position
  * (applier thread, or after it stopped). */
 int lmq__checkpoint(lmq_env *env);
@@ -337,5 +345,10 @@ int lmq__produce_ch(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs, size_t n,
 void lmq__chunk_unref(lmq_env *env, chunk *c);
 chunk *lmq__chunk_new(lmq_env *env, uint64_t seq);
 void lmq__chunk_free_all(lmq_env *env);
+/* Heap bytes chunk c holds (buffer, record table, the struct itself). */
+size_t lmq__chunk_mem(const chunk *c);
+/* Give back memory once the load is gone: drop the recycled chunks and, where
+ * the C library can, return free heap pages to the OS (applier, idle). */
+void lmq__chunk_trim(lmq_env *env);
 
 #endif

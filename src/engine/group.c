@@ -13,6 +13,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -311,17 +312,27 @@ retry:
     MDB_val k, v;
     if (!mdb_stat(txn, ch->dbi, &st))
       entries = st.ms_entries;
+    uint64_t last_ord = 0, at_ord = 0;
+    int last_has_ord = 0;
     if (!mdb_cursor_get(cur, &k, &v, MDB_FIRST))
-      first = lmq__get64be(k.mv_data);
-    if (!mdb_cursor_get(cur, &k, &v, MDB_LAST))
-      last = lmq__get64be(k.mv_data);
+      first = lmq__key_id(&k);
+    if (!mdb_cursor_get(cur, &k, &v, MDB_LAST)) {
+      last = lmq__key_id(&k);
+      last_has_ord = lmq__key_ord(&k, &last_ord);
+    }
     if (entries && out->cursor > first && out->cursor <= last) {
       unsigned char kb[8];
       lmq__put64be(kb, out->cursor);
       k = (MDB_val){8, kb};
-      for (int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); m == 0;
-           m = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        out->lag++;
+      int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+      if (m == 0 && last_has_ord && lmq__key_ord(&k, &at_ord) && at_ord <= last_ord) {
+        /* Ordinals are consecutive: two lookups, no scan (key.h). */
+        out->lag = last_ord - at_ord + 1;
+      } else {
+        /* Keys without ordinals (a directory from before them): count. */
+        for (; m == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+          out->lag++;
+      }
     } else if (entries && out->cursor <= first) {
       out->lag = entries;
     }

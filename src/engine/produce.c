@@ -16,6 +16,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#ifdef HAVE_MALLOC_TRIM
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +32,7 @@
 /* Chunks (and their buffers) are recycled: allocating and faulting in a
  * fresh multi-page buffer per group commit was a large share of the cost. */
 #define FREE_CHUNKS_MAX 4
-#define FREE_CHUNK_CAP_MAX ((size_t)8 << 20)
+#define FREE_CHUNK_CAP_MAX ((size_t)1 << 20) /* at most 4 MiB kept idle */
 
 /* A fresh chunk comes in one allocation with room for a small record or
  * two: with NONE/INTERVAL a single-message chunk per call is common, and
@@ -102,6 +105,27 @@ void lmq__chunk_unref(lmq_env *env, chunk *c) {
   pthread_mutex_unlock(&env->free_mu);
   if (c)
     chunk_release(c);
+}
+
+size_t lmq__chunk_mem(const chunk *c) {
+  size_t m = sizeof(chunk_block);
+  if (!buf_inline(c))
+    m += c->cap;
+  if (!recs_inline(c))
+    m += c->rcap * sizeof(rec_ref);
+  return m;
+}
+
+void lmq__chunk_trim(lmq_env *env) {
+  pthread_mutex_lock(&env->free_mu);
+  lmq__chunk_free_all(env);
+  pthread_mutex_unlock(&env->free_mu);
+#ifdef HAVE_MALLOC_TRIM
+  /* The chunks of a burst were freed in the middle of the heap, where free()
+   * cannot give them back: without this, private memory stays at its peak
+   * for the life of the process. */
+  malloc_trim(0);
+#endif
 }
 
 void lmq__chunk_free_all(lmq_env *env) {
@@ -228,6 +252,8 @@ out_unlock:
     env->aq_head = c;
   env->aq_tail = c;
   env->unapplied += c->len;
+  c->mem = lmq__chunk_mem(c);
+  env->unapplied_mem += c->mem;
   if (env->unapplied >= env->opt.apply_bytes)
     pthread_cond_signal(&env->app_cond);
   pthread_mutex_unlock(&env->app_mu);
@@ -304,11 +330,13 @@ int lmq__wal_barrier(lmq_env *env) {
   return 0;
 }
 
-/* Producers wait here while too much is unapplied (the applier is behind). */
+/* Producers wait here while the unapplied chunks hold more memory than
+ * max_unapplied (the applier is behind): what a process holds stays bounded
+ * whatever the produce rate, and so does what retention cannot yet delete. */
 static int backpressure(lmq_env *env) {
   int rc = 0;
   pthread_mutex_lock(&env->app_mu);
-  while (env->unapplied > env->opt.max_unapplied) {
+  while (env->unapplied_mem > env->opt.max_unapplied) {
     if (env->app_err) {
       rc = lmq__error(env->app_err, "the WAL cannot be applied to LMDB: %s",
                       lmq_strerror(env->app_err));

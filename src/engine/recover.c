@@ -19,6 +19,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/key.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -296,17 +297,22 @@ static int replay_record(lmq_env *env, MDB_txn *txn, const lmq_wal_rec *rec) {
     return rc;
   MDB_val k, v;
   lmq_id last = 0;
-  if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
-    last = lmq__get64be(k.mv_data);
+  uint64_t ord = 0;
+  if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && lmq__key_valid(&k))
+    last = lmq__key_id(&k);
+  if ((rc = lmq__key_next_ord(cur, &ord))) {
+    mdb_cursor_close(cur);
+    return rc;
+  }
   size_t pos = 0;
   const unsigned char *data;
   uint32_t len;
   lmq_id id = rec->first_id;
   while (lmq__wal_rec_next(rec, &pos, &data, &len)) {
     if (id > last) {
-      unsigned char kb[8];
-      lmq__put64be(kb, id);
-      k.mv_size = 8;
+      unsigned char kb[LMQ_KEY_SIZE];
+      lmq__key_make(kb, id, ord++);
+      k.mv_size = sizeof kb;
       k.mv_data = kb;
       v.mv_size = len;
       v.mv_data = (void *)data;

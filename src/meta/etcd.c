@@ -15,9 +15,10 @@
  * exponential backoff (20 ms doubling to 1 s, jittered) and tries again. A
  * failure that may have been applied (the request was sent but no answer came
  * back) is retried only for idempotent requests: reads, lease calls, blind
- * puts and deletes; a txn with compares then returns LMQ_EUNAVAIL saying the
- * outcome is unknown. Definite answers (conflict, auth, size) never retry.
- * When the deadline passes the call returns LMQ_EUNAVAIL.
+ * puts and deletes; a txn with compares then returns LMQ_EUNKNOWN (the outcome
+ * is unknown). Definite answers (conflict, auth, size) never retry. When the
+ * deadline passes the call returns LMQ_EUNAVAIL -- or, for a write of which
+ * an earlier attempt may have arrived, LMQ_EUNKNOWN.
  *
  * Auth. With user/password the driver authenticates at open and sends the
  * token in the Authorization header; when etcd says the token is invalid
@@ -51,6 +52,7 @@
 #define RESPONSE_MAX ((size_t)256 << 20) /* refuse answers larger than this */
 #define WATCH_LINE_MAX ((size_t)64 << 20)
 #define BACKOFF_FIRST_MS 20
+#define ATTEMPT_MIN_MS 250
 #define BACKOFF_MAX_MS 1000
 
 enum { CALL_IDEM = 1, CALL_NOAUTH = 2 };
@@ -352,7 +354,12 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
     curl_easy_reset(h);
     set_common(e, h, url, hdrs,
                e->u.connect_timeout_ms < remain ? e->u.connect_timeout_ms : remain);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, remain);
+    /* One attempt gets a quarter of the budget (at least ATTEMPT_MIN_MS): a
+     * member that hangs, or holds a request for a leader that died, must not
+     * use up the whole call before the others are tried. */
+    long attempt = e->u.timeout_ms / 4 > ATTEMPT_MIN_MS ? e->u.timeout_ms / 4
+                                                         : ATTEMPT_MIN_MS;
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, attempt < remain ? attempt : remain);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write);
@@ -419,7 +426,7 @@ static int call(etcd *e, const char *what, const char *path, const char *body,
     }
     if (amb) {
       if (!(flags & CALL_IDEM)) {
-        rc = lmq__error(LMQ_EUNAVAIL,
+        rc = lmq__error(LMQ_EUNKNOWN,
                         "etcd %s: outcome unknown (%s); not retried "
                         "because the request is not idempotent",
                         what, last);
@@ -589,9 +596,16 @@ static int etcd_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
     return rc;
   buf out;
   /* Without compares, applying twice equals applying once (versions aside). */
+  int amb = 0;
   rc = call(e, "txn", "/v3/kv/txn", body, ncmp ? 0 : CALL_IDEM, deadline_of(e), &out,
-            NULL);
+            &amb);
   free(body);
+  /* A blind write retried until the deadline after an attempt that may
+   * have arrived: it may or may not be applied. */
+  if (rc == LMQ_EUNAVAIL && amb)
+    return lmq__error(LMQ_EUNKNOWN, "%s (outcome unknown: an earlier attempt may have "
+                                    "been applied)",
+                      lmq_errmsg());
   if (rc)
     return rc;
   int ok;

@@ -67,8 +67,9 @@ typedef void (*lmq_meta_watch_fn)(void *arg, const lmq_meta_event *ev);
  * leases and watches are called through m->ops directly. Every function is
  * safe to call from several threads at once on one store. Common errors:
  * LMQ_EINVAL (bad arguments), LMQ_ENOMEM, and for the etcd driver
- * LMQ_EUNAVAIL (no endpoint answered within the URI's timeout_ms, or a
- * non-idempotent write's outcome is unknown), LMQ_EAUTH, LMQ_EPROTO.
+ * LMQ_EUNAVAIL (no endpoint answered within the URI's timeout_ms: nothing
+ * was applied), LMQ_EUNKNOWN (a write was sent but never answered: it may
+ * or may not have been applied; re-read and decide), LMQ_EAUTH, LMQ_EPROTO.
  *
  * get:      *val is malloc'ed (non-NULL even for an empty value; caller
  *           frees); LMQ_ENOTFOUND with *version = 0 when absent.
@@ -160,6 +161,12 @@ int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen);
 
 /* The embedded driver's constructor (used by lmq_meta_open). */
 int lmq__meta_embedded_open(lmq_meta **out, void *mdb_env);
+/* The embedded driver over an LMDB environment of its own in dir (created
+ * if missing): for users without an lmq env. *env receives the environment;
+ * close both with lmq__meta_file_close. Errors: LMQ_EINVAL, LMQ_EIO,
+ * LMQ_ENOMEM. */
+int lmq__meta_file_open(lmq_meta **out, void **env, const char *dir);
+void lmq__meta_file_close(lmq_meta *m, void *env);
 /* The etcd driver's constructor (used by lmq_meta_open). */
 int lmq__meta_etcd_open(lmq_meta **out, const char *uri);
 

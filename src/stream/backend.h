@@ -84,13 +84,15 @@ int lmq__backend_rocksdb_open(lmq_backend **out, const char *dir, int sync);
 
 #ifdef LMQ_HAVE_NATS
 /* The NATS JetStream adapter (backend_nats.c, only with libnats): connects
- * to url (e.g. "nats://127.0.0.1:4222") and checks that JetStream answers.
+ * to url (e.g. "nats://127.0.0.1:4222", or several servers of one cluster
+ * separated by commas) and checks that JetStream answers. Streams it creates
+ * have `replicas` replicas (1..5).
  * Channels are streams, groups durable pull consumers, IDs stream
  * sequences; see the file's comment for cursor, seek and fd semantics.
  * Errors: LMQ_EINVAL, LMQ_ENOMEM, LMQ_EUNAVAIL (no server, or no JetStream
  * on it), LMQ_EAUTH. No metadata store (ops->meta returns NULL). Closed by
  * ops->close; libnats's global state is left to the application. */
-int lmq__backend_nats_open(lmq_backend **out, const char *url);
+int lmq__backend_nats_open(lmq_backend **out, const char *url, int replicas);
 #endif
 
 #endif

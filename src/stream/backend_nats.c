@@ -51,14 +51,26 @@
  * LMQ_ENOGROUP, a payload above the server's max_payload LMQ_ETOOBIG, other
  * server refusals LMQ_EPROTO.
  *
- * Limits: produce publishes one message at a time and is not atomic: on a
- * failure, the messages before it stay published (ids holds their IDs).
- * Durability is the server's: nats-server acknowledges a publish before it
- * fsyncs. The backend has no metadata store (ops->meta returns NULL). */
+ * Produce (nats_pub.c): a call's messages are published pipelined and the
+ * call waits once for all acknowledgements, resending with the same
+ * Nats-Msg-Id what a leader change or a lost connection left unanswered,
+ * for up to NB_PRODUCE_MS. What was stored is a prefix of the call, in
+ * order; on a failure ids holds the IDs of that prefix and 0 after it, and
+ * the code says whether the rest was refused (not stored: the server's
+ * reason) or not acknowledged in time (LMQ_EUNKNOWN: the messages from the
+ * first unacknowledged one on may or may not be stored).
+ *
+ * Durability is the server's: a publish is acknowledged once the stream's
+ * replicas have it in memory (R3: a quorum of two); nats-server 2.9 fsyncs
+ * its files only every two minutes (docs/deploy.md). Streams are created
+ * with the backend's replica count, file storage and a two-minute duplicate
+ * window. The backend has no metadata store (ops->meta returns NULL); the
+ * channel service takes one from the factory. */
 #include "common/error.h"
 #include "common/os.h"
 #include "config.h"
 #include "stream/backend.h"
+#include "stream/nats_pub.h"
 
 #include <nats/nats.h>
 
@@ -69,10 +81,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NB_API_WAIT_MS 5000 /* JetStream API requests and sync acks */
 #define NB_ACK_WAIT_NS (3600LL * 1000000000LL)
+#define NB_DUP_WINDOW_NS (120LL * 1000000000LL) /* JetStream's default, stated */
+#define NB_PRODUCE_MS 10000 /* a produce call, resends included: > an election */
+#define NB_MAX_SERVERS 16
+#define NB_PING_MS 1000
+#define NB_RECONNECT_MS 2000 /* see connected() */
 #define NB_NAME_MAX 200        /* escaped stream/consumer names */
 #define NB_NOTE_WAIT_MS 500    /* see js_note */
 #define NB_CATCH_UP_MS 200     /* see "fd" above */
@@ -85,6 +103,9 @@ typedef struct nats_backend {
   lmq_backend base;
   natsConnection *nc;
   jsCtx *js;
+  lmq_npub *pub;  /* pipelined publishing */
+  int replicas;   /* of the streams this backend creates */
+  int produce_ms; /* budget of one produce call, resends included */
   /* For the notifiers only: libnats deletes an ordered consumer when it is
    * unsubscribed, waiting this context's (short) API timeout, so that
    * unsubscribing while the server is away does not hang. */
@@ -158,14 +179,22 @@ static int nerr(natsStatus s, jsErrCode je, natsConnection *nc, const char *what
                     detail && *detail ? ": " : "", detail ? detail : "");
 }
 
-/* Fail fast while the client is reconnecting instead of waiting for a
- * JetStream timeout. */
+/* While the client is reconnecting, wait up to NB_RECONNECT_MS for it (in a
+ * cluster it moves to another server within a second), then fail rather
+ * than wait for a JetStream timeout. */
 static int connected(nats_backend *b, const char *what, const char *name) {
-  natsConnStatus st = natsConnection_Status(b->nc);
-  if (st == NATS_CONN_STATUS_CONNECTED)
-    return 0;
+  uint64_t end = lmq__mono_ns() + (uint64_t)NB_RECONNECT_MS * 1000000;
+  for (;;) {
+    natsConnStatus st = natsConnection_Status(b->nc);
+    if (st == NATS_CONN_STATUS_CONNECTED)
+      return 0;
+    if (st == NATS_CONN_STATUS_CLOSED || lmq__mono_ns() >= end)
+      break;
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   return lmq__error(LMQ_EUNAVAIL,
-                    "nats backend: %s '%.64s': not connected to the server", what,
+                    "nats backend: %s '%.64s': not connected to any server", what,
                     name ? name : "");
 }
 
@@ -222,6 +251,9 @@ static int n_channel_create(lmq_backend *bb, const char *ch) {
   cfg.SubjectsLen = 1;
   cfg.Storage = js_FileStorage;
   cfg.Retention = js_LimitsPolicy;
+  cfg.Replicas = b->replicas;
+  /* Resent publishes (same Nats-Msg-Id) within this window are dropped. */
+  cfg.Duplicates = NB_DUP_WINDOW_NS;
   jsStreamInfo *si = NULL;
   jsErrCode je = 0;
   natsStatus s = js_AddStream(&si, b->js, &cfg, NULL, &je);
@@ -247,47 +279,46 @@ static int n_channel_destroy(lmq_backend *bb, const char *ch) {
   return nerr(s, je, b->nc, "channel_destroy", ch);
 }
 
+/* Publish a call's messages pipelined (nats_pub.c): one round trip per
+ * call. What was stored is a prefix of the call; ids says which. */
 static int n_produce(lmq_backend *bb, const char *ch, const lmq_buf *msgs, size_t n,
                      uint64_t *ids) {
   nats_backend *b = nb(bb);
+  if (ids && n)
+    memset(ids, 0, n * sizeof *ids); /* nothing stored until acknowledged */
   if (n && !msgs)
     return lmq__error(LMQ_EINVAL, "nats backend: produce: msgs is NULL");
   char name[NB_NAME_MAX + 8];
   int rc = stream_name(name, ch);
   if (rc || (rc = connected(b, "produce", ch)))
     return rc;
+  for (size_t i = 0; i < n; i++)
+    if (msgs[i].len > INT32_MAX)
+      return lmq__error(LMQ_ETOOBIG, "nats backend: produce: message %zu is too "
+                                     "large", i);
   char *subj = subject_of(ch);
   if (!subj)
     return lmq__error(LMQ_ENOMEM, "nats backend: out of memory");
-  /* Expect the stream: a publish to a subject nobody stores must not
-   * succeed silently. */
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.ExpectStream = name;
-  for (size_t i = 0; i < n; i++) {
-    if (msgs[i].len > INT32_MAX) {
-      rc = lmq__error(LMQ_ETOOBIG, "nats backend: message too large");
-      break;
-    }
-    jsPubAck *pa = NULL;
-    jsErrCode je = 0;
-    natsStatus s =
-        js_Publish(&pa, b->js, subj, msgs[i].data, (int)msgs[i].len, &po, &je);
-    if (s != NATS_OK) {
-      /* No responders: no stream listens on the subject. */
-      if (s == NATS_NO_RESPONDERS &&
-          natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
-        je = JSStreamNotFoundErr;
-      rc = nerr(s, je, b->nc, "produce", ch);
-      jsPubAck_Destroy(pa);
-      break;
-    }
-    if (ids)
-      ids[i] = pa->Sequence;
-    jsPubAck_Destroy(pa);
-  }
+  lmq_npub_fail f;
+  rc = lmq__npub_publish(b->pub, subj, name, msgs, n, ids, b->produce_ms, &f);
   free(subj);
-  return rc;
+  if (rc == 1)
+    return 0;
+  if (rc < 0)
+    return lmq__error(rc, "nats backend: produce: out of memory");
+  jsErrCode je = f.je;
+  /* No responders to the last try: no stream stores the subject. */
+  if (f.st == NATS_NO_RESPONDERS && !je &&
+      natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED)
+    je = JSStreamNotFoundErr;
+  int unknown = !je && (f.st == NATS_TIMEOUT || code_of(f.st, 0, b->nc) == LMQ_EUNAVAIL);
+  return lmq__error(unknown ? LMQ_EUNKNOWN : code_of(f.st, je, b->nc),
+                    "nats backend: produce '%.64s': the first %zu of %zu messages "
+                    "stored, message %zu %s: %s (%s)%s",
+                    ch, f.index, n, f.index, unknown ? "not acknowledged" : "refused",
+                    natsStatus_GetText(f.st), f.text,
+                    unknown ? "; the messages from it on may or may not be stored"
+                            : "; nothing after it was stored");
 }
 
 static int n_latest(lmq_backend *bb, const char *ch, uint64_t *id) {
@@ -798,6 +829,43 @@ static int n_seek(lmq_bsub *bs, uint64_t id) {
   return 0;
 }
 
+/*
+ * A replicated consumer's leader answers an acknowledgement before its
+ * followers have it: killed at that moment, the new leader would deliver the
+ * committed messages again. So on R3/R5 a commit also waits until a majority
+ * of the consumer's replicas report no lag behind the leader; when that does
+ * not happen within NB_API_WAIT_MS the commit's outcome is unknown
+ * (LMQ_EUNKNOWN, and the cursor is kept to commit again).
+ */
+static int ack_replicated(nats_sub *s) {
+  uint64_t end = lmq__mono_ns() + (uint64_t)NB_API_WAIT_MS * 1000000;
+  natsStatus st = NATS_OK;
+  jsErrCode je = 0;
+  for (;;) {
+    jsConsumerInfo *ci = NULL;
+    st = js_GetConsumerInfo(&ci, s->b->js, s->stream, s->durable, NULL, &je);
+    int current = 1; /* the leader */
+    if (st == NATS_OK && ci->Cluster)
+      for (int i = 0; i < ci->Cluster->ReplicasLen; i++)
+        current += ci->Cluster->Replicas[i]->Current && !ci->Cluster->Replicas[i]->Offline &&
+                   ci->Cluster->Replicas[i]->Lag == 0;
+    int replicas = st == NATS_OK && ci->Cluster ? 1 + ci->Cluster->ReplicasLen : 1;
+    jsConsumerInfo_Destroy(ci);
+    if (st == NATS_OK && 2 * current > replicas)
+      return 0;
+    if (lmq__mono_ns() >= end)
+      break;
+    struct timespec ts = {0, 2 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  if (st != NATS_OK)
+    nerr(st, je, s->b->nc, "commit", s->durable);
+  return lmq__error(LMQ_EUNKNOWN,
+                    "nats backend: commit '%.64s': acknowledged by the consumer leader "
+                    "but not on a majority of its replicas in %d ms: outcome unknown",
+                    s->durable, NB_API_WAIT_MS);
+}
+
 static int n_commit(lmq_bsub *bs) {
   nats_sub *s = (nats_sub *)bs;
   if (!s->ack_to)
@@ -806,8 +874,18 @@ static int n_commit(lmq_bsub *bs) {
   natsStatus st =
       natsConnection_RequestString(&reply, s->b->nc, s->ack_to, "+ACK", NB_API_WAIT_MS);
   natsMsg_Destroy(reply);
+  /* Sent but not answered: the consumer may or may not have it. */
+  if (st == NATS_TIMEOUT) {
+    nerr(st, 0, s->b->nc, "commit", s->durable);
+    return lmq__error(LMQ_EUNKNOWN, "nats backend: commit '%.64s': no answer in %d ms: "
+                                    "outcome unknown",
+                      s->durable, NB_API_WAIT_MS);
+  }
   if (st != NATS_OK)
     return nerr(st, 0, s->b->nc, "commit", s->durable);
+  int rc = s->b->replicas > 1 ? ack_replicated(s) : 0;
+  if (rc)
+    return rc;
   free(s->ack_to);
   s->ack_to = NULL;
   return 0;
@@ -826,10 +904,11 @@ static void n_close(lmq_backend *bb) {
     return;
   jsCtx_Destroy(b->js);
   jsCtx_Destroy(b->js_note);
-  if (b->nc) {
+  if (b->nc)
     natsConnection_Close(b->nc);
-    natsConnection_Destroy(b->nc);
-  }
+  /* After the close: no publish is pending, nothing can call back. */
+  lmq__npub_destroy(b->pub);
+  natsConnection_Destroy(b->nc);
   free(b);
 }
 
@@ -840,17 +919,51 @@ static const lmq_backend_ops nats_ops = {
     n_meta,   n_close,
 };
 
-int lmq__backend_nats_open(lmq_backend **out, const char *url) {
+/* Split "nats://a:1,nats://b:2" into at most NB_MAX_SERVERS URLs (in buf). */
+static int url_split(const char **urls, int *n, char *buf) {
+  *n = 0;
+  for (char *save = NULL, *u = strtok_r(buf, ",", &save); u;
+       u = strtok_r(NULL, ",", &save)) {
+    while (*u == ' ')
+      u++;
+    if (!*u)
+      continue;
+    if (*n == NB_MAX_SERVERS)
+      return lmq__error(LMQ_EINVAL, "nats backend: more than %d servers in nats.url",
+                        NB_MAX_SERVERS);
+    urls[(*n)++] = u;
+  }
+  if (!*n)
+    return lmq__error(LMQ_EINVAL, "nats backend: nats.url names no server");
+  return 0;
+}
+
+int lmq__backend_nats_open(lmq_backend **out, const char *url, int replicas) {
   if (!out || !url)
     return lmq__error(LMQ_EINVAL, "nats backend: NULL out or url");
-  nats_backend *b = calloc(1, sizeof *b);
-  if (!b)
+  if (replicas < 1 || replicas > 5)
+    return lmq__error(LMQ_EINVAL, "nats backend: replicas %d is not in 1..5", replicas);
+  char *buf = strdup(url);
+  const char *urls[NB_MAX_SERVERS];
+  int nurl = 0, rc;
+  if (!buf)
     return lmq__error(LMQ_ENOMEM, "nats backend: out of memory");
+  if ((rc = url_split(urls, &nurl, buf))) {
+    free(buf);
+    return rc;
+  }
+  nats_backend *b = calloc(1, sizeof *b);
+  if (!b) {
+    free(buf);
+    return lmq__error(LMQ_ENOMEM, "nats backend: out of memory");
+  }
   b->base.ops = &nats_ops;
+  b->replicas = replicas;
+  b->produce_ms = NB_PRODUCE_MS;
   natsOptions *o = NULL;
   natsStatus s = natsOptions_Create(&o);
   if (s == NATS_OK)
-    s = natsOptions_SetURL(o, url);
+    s = natsOptions_SetServers(o, urls, nurl);
   if (s == NATS_OK)
     s = natsOptions_SetName(o, "lmq");
   if (s == NATS_OK)
@@ -859,14 +972,25 @@ int lmq__backend_nats_open(lmq_backend **out, const char *url) {
     s = natsOptions_SetReconnectWait(o, 250);
   if (s == NATS_OK)
     s = natsOptions_SetMaxReconnect(o, -1);
+  /* A server that hangs (not one that closes the socket) is noticed after
+   * two unanswered pings, and the client moves to another server. */
+  if (s == NATS_OK)
+    s = natsOptions_SetPingInterval(o, NB_PING_MS);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxPingsOut(o, 2);
   if (s == NATS_OK)
     s = natsConnection_Connect(&b->nc, o);
   natsOptions_Destroy(o);
+  free(buf);
   if (s != NATS_OK) {
-    int rc = nerr(s, 0, NULL, "connect", url);
+    rc = nerr(s, 0, NULL, "connect", url);
     b->nc = NULL;
     n_close(&b->base);
     return rc;
+  }
+  if ((rc = lmq__npub_create(&b->pub, b->nc))) {
+    n_close(&b->base);
+    return lmq__error(rc, "nats backend: out of memory");
   }
   jsOptions jo;
   jsOptions_Init(&jo);
@@ -876,7 +1000,7 @@ int lmq__backend_nats_open(lmq_backend **out, const char *url) {
   if (s == NATS_OK)
     s = natsConnection_JetStream(&b->js_note, b->nc, &jo);
   if (s != NATS_OK) {
-    int rc = nerr(s, 0, b->nc, "jetstream", url);
+    rc = nerr(s, 0, b->nc, "jetstream", url);
     n_close(&b->base);
     return rc;
   }
@@ -886,7 +1010,7 @@ int lmq__backend_nats_open(lmq_backend **out, const char *url) {
   s = js_GetAccountInfo(&ai, b->js, NULL, &je);
   jsAccountInfo_Destroy(ai);
   if (s != NATS_OK) {
-    int rc = nerr(s, je, b->nc, "jetstream account", url);
+    rc = nerr(s, je, b->nc, "jetstream account", url);
     n_close(&b->base);
     return rc;
   }

@@ -2,7 +2,9 @@
  * chansvc.c - the channel service (seed 8.2): allocates channels with unique
  * names and an owner description, describes and destroys them.
  *
- * Metadata keys (in the backend's metadata store, shared by every process
+ * Metadata keys (in the store the factory gives: meta.uri's etcd, else the
+ * engine's own store, else an embedded store in engine.dir/lmq-meta for
+ * backends that keep none, such as nats and rocksdb; shared by every process
  * using it):
  *   chansvc/seq            decimal counter of names handed out
  *   chansvc/ch/<name>      OwnerDescription (protobuf)
@@ -28,6 +30,8 @@
 struct lmq_chansvc {
   lmq_stream_ctx *ctx;
   lmq_meta *meta;
+  void *meta_env; /* an embedded store's own LMDB env (see meta_owned) */
+  int meta_owned; /* meta was opened for this service: close it */
 };
 
 LMQ_API int lmq_chansvc_create(lmq_chansvc **out, lmq_stream_factory *f) {
@@ -42,11 +46,11 @@ LMQ_API int lmq_chansvc_create(lmq_chansvc **out, lmq_stream_factory *f) {
     free(svc);
     return rc;
   }
-  lmq_backend *be = svc->ctx->be;
-  if (!be->ops->meta || !(svc->meta = be->ops->meta(be))) {
+  rc = lmq__factory_meta(&svc->meta, &svc->meta_env, &svc->meta_owned, f,
+                         svc->ctx->be);
+  if (rc) {
     lmq_chansvc_destroy(svc);
-    return lmq__error(LMQ_ENOTSUP, "the %s backend has no metadata store",
-                      be->ops->name);
+    return rc;
   }
   *out = svc;
   return 0;
@@ -55,6 +59,8 @@ LMQ_API int lmq_chansvc_create(lmq_chansvc **out, lmq_stream_factory *f) {
 LMQ_API void lmq_chansvc_destroy(lmq_chansvc *svc) {
   if (!svc)
     return;
+  if (svc->meta_owned)
+    lmq__meta_file_close(svc->meta, svc->meta_env);
   lmq__ctx_unref(svc->ctx);
   free(svc);
 }

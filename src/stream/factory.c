@@ -5,6 +5,7 @@
 #include "common/error.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@ struct lmq_stream_factory {
   char *backend;
   char *dir;
   char *nats_url; /* backend "nats"; NULL: the loopback default */
+  int nats_replicas;
+  char *meta_uri; /* the channel service's store; NULL: see lmq__factory_meta */
   int sync;
   int mem;
   size_t rbuf;
@@ -41,6 +44,7 @@ LMQ_API int lmq_stream_factory_create(lmq_stream_factory **out) {
   }
   pthread_mutex_init(&f->mu, NULL);
   f->rbuf = 1024;
+  f->nats_replicas = 1;
   f->sync = LMQ_SYNC_DEFAULT;
   *out = f;
   return 0;
@@ -53,6 +57,7 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f) {
   free(f->backend);
   free(f->dir);
   free(f->nats_url);
+  free(f->meta_uri);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }
@@ -106,6 +111,25 @@ static int set_locked(lmq_stream_factory *f, const char *key,
     f->nats_url = u;
     return 0;
   }
+  if (!strcmp(key, "meta.uri")) {
+    if (*value && strncmp(value, "etcd://", 7) && strncmp(value, "etcds://", 8))
+      return lmq__error(LMQ_EINVAL, "meta.uri '%.64s': expected etcd://... or "
+                                    "etcds://... (or \"\" for the default)",
+                        value);
+    char *u = *value ? strdup(value) : NULL;
+    if (*value && !u)
+      return lmq__error(LMQ_ENOMEM, "factory_set: out of memory");
+    free(f->meta_uri);
+    f->meta_uri = u;
+    return 0;
+  }
+  if (!strcmp(key, "nats.replicas")) {
+    if (strcmp(value, "1") && strcmp(value, "3") && strcmp(value, "5"))
+      return lmq__error(LMQ_EINVAL, "nats.replicas '%.32s': expected 1, 3 or 5",
+                        value);
+    f->nats_replicas = atoi(value);
+    return 0;
+  }
   if (!strcmp(key, "engine.sync")) {
     if (!strcmp(value, "always"))
       f->sync = LMQ_SYNC_ALWAYS;
@@ -141,7 +165,8 @@ static int set_locked(lmq_stream_factory *f, const char *key,
   }
   return lmq__error(LMQ_EINVAL,
                     "unknown stream parameter '%.64s' (known: backend, "
-                    "engine.dir, engine.sync, nats.url, dispatcher, "
+                    "engine.dir, engine.sync, nats.url, nats.replicas, meta.uri, "
+                    "dispatcher, "
                     "receive_buffer)",
                     key);
 }
@@ -220,7 +245,8 @@ static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
     /* engine.dir and engine.sync do not apply: the server stores. */
     if ((rc = lmq__backend_nats_open(&c->be, f->nats_url
                                                  ? f->nats_url
-                                                 : "nats://127.0.0.1:4222")))
+                                                 : "nats://127.0.0.1:4222",
+                                      f->nats_replicas)))
       goto fail;
     *out = c;
     return 0;
@@ -262,5 +288,46 @@ int lmq__factory_ctx(lmq_stream_ctx **out, lmq_stream_factory *f) {
     *out = f->ctx;
   }
   pthread_mutex_unlock(&f->mu);
+  return rc;
+}
+
+int lmq__factory_meta(lmq_meta **out, void **file_env, int *owned,
+                      lmq_stream_factory *f, lmq_backend *be) {
+  *out = NULL;
+  *file_env = NULL;
+  *owned = 0;
+  pthread_mutex_lock(&f->mu);
+  char *uri = f->meta_uri ? strdup(f->meta_uri) : NULL;
+  char *dir = f->dir ? strdup(f->dir) : NULL;
+  int oom = (f->meta_uri && !uri) || (f->dir && !dir);
+  pthread_mutex_unlock(&f->mu);
+  int rc = 0;
+  if (oom) {
+    rc = lmq__error(LMQ_ENOMEM, "stream factory: out of memory");
+  } else if (uri) {
+    /* Shared by every process that names the same etcd namespace. */
+    if (!(rc = lmq_meta_open(out, uri, NULL)))
+      *owned = 1;
+  } else if (be->ops->meta && (*out = be->ops->meta(be))) {
+    rc = 0; /* the engine's own store: borrowed */
+  } else if (dir) {
+    size_t n = strlen(dir) + sizeof "/lmq-meta";
+    char *path = malloc(n);
+    if (!path) {
+      rc = lmq__error(LMQ_ENOMEM, "stream factory: out of memory");
+    } else {
+      snprintf(path, n, "%s/lmq-meta", dir);
+      if (!(rc = lmq__meta_file_open(out, file_env, path)))
+        *owned = 1;
+      free(path);
+    }
+  } else {
+    rc = lmq__error(LMQ_EINVAL,
+                    "the %s backend keeps no metadata: set meta.uri "
+                    "(etcd://...) or engine.dir for the channel service",
+                    be->ops->name);
+  }
+  free(uri);
+  free(dir);
   return rc;
 }

@@ -22,6 +22,12 @@ typedef struct lmq_stream_ctx {
 void lmq__ctx_unref(lmq_stream_ctx *c);
 /* The factory's context, opened on first use, with a new reference. */
 int lmq__factory_ctx(lmq_stream_ctx **out, lmq_stream_factory *f);
+/* The channel service's metadata store for backend be (factory.c): the
+ * factory's meta.uri, else the backend's own store, else an embedded store
+ * in engine.dir/lmq-meta. *owned says whether the caller must close it
+ * (lmq__meta_file_close(*out, *file_env)). */
+int lmq__factory_meta(lmq_meta **out, void **file_env, int *owned,
+                      lmq_stream_factory *f, lmq_backend *be);
 
 /* Per consumed channel. */
 typedef struct lmq_schan {
