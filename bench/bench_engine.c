@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * bench_engine - engine throughput next to the machine's own fsync rate.
  *

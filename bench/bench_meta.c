@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * bench_meta - consumer-group cursor commits per second, embedded metadata
  * store vs etcd (one commit per call, and batched with lmq_group_commit_all).

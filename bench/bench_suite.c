@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * bench_suite - lmq's engine and the RocksMQ-layout RocksDB store side by
  * side, with the machine's own limits measured in the same run.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * bench_ttstream - TtMsgStream end to end over the engine.
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* fuzz.h - shared by the fuzz targets (see fuzz/README.md). */
 #ifndef LMQ_FUZZ_H
 #define LMQ_FUZZ_H

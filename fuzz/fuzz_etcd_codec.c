@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: every decoder of an etcd v3 JSON gateway answer
  * (src/meta/etcd_codec.c) and the base64 decoder, on the same bytes. The

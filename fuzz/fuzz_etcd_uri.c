@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the metadata URI parser (etcd[s]://host[:port],...[/path]
  * [?options]). Properties: no crash or leak; a parsed URI satisfies the

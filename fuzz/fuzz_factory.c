@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: the stream factory's string parameters (backend, engine.dir,
  * engine.sync, nats.url, dispatcher, receive_buffer). The input is

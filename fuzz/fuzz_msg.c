@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: a message from the wire, as a consumer or a relay sees it.
  * lmq_msg_unmarshal (envelope, dispatcher, the type's body decoder), then

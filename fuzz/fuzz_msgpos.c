@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fuzz target: lmq_msg_positions_unmarshal, the decoder of stored positions
  * and checkpoints. Properties: no crash or leak; what decodes marshals again

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * fuzz_wal_decode - the WAL record decoder on arbitrary bytes.
  *

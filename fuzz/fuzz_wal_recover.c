@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * fuzz_wal_recover - recovery of a WAL built from the input, with damage.
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * gen_corpus.c - write the binary seed corpora of the message and position
  * fuzz targets (fuzz/corpus/msg, fuzz/corpus/msgpos). The JSON and URI

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * replay.c - run a fuzz target's LLVMFuzzerTestOneInput over files, without
  * libFuzzer, so that `make check` (any compiler) replays every corpus and

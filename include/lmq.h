@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * lmq.h - the lmq engine: persistent, ordered message channels with consumer
  * groups, stored in LMDB behind a group-committed write-ahead log.
@@ -524,6 +525,195 @@ LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
 LMQ_API int lmq_group_stats_get(lmq_group_stats *out, lmq_env *env,
                                 const char *channel, const char *group);
 LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
+
+/* ======================================================================== */
+/* Operator's toolkit: version, read-only open, group listing, group-less    */
+/* reads, hot backup, WAL inspection and verification. (Used by lmq(1).)     */
+/* ======================================================================== */
+
+/* lmq_env_options.flags (continued) */
+/*
+ * Open for reading only, next to a running writer if there is one. Nothing
+ * is created, locked for writing, recovered or modified: DIR/LOCK is not
+ * taken, the WAL is not replayed, no thread is started. The only file
+ * written is LMDB's own reader table (DIR/lock.mdb), as mdb_stat(1) does,
+ * and only if it exists (no LMDB user opened the directory since it was
+ * made, e.g. a fresh backup: then it reads without one).
+ *
+ * What it sees: the messages and cursors that are in LMDB, each call
+ * reading LMDB's newest committed state. Messages still only in the WAL
+ * (produced less than apply_interval_ms ago by a live writer, or the
+ * unreplayed tail left by a writer that crashed) are NOT visible; their
+ * size is reported as unapplied_bytes by lmq_env_stats_get(), and a
+ * read-write open replays them. The channel list and the group list are
+ * those present at open time. Every call that would write (produce,
+ * create/destroy, commit, ack, seek, set_retention, checkpoint) fails with
+ * LMQ_ENOTSUP; lmq_consume() moves only the handle's in-memory cursor.
+ * The directory must exist and hold an env (else LMQ_ENOTFOUND).
+ */
+#define LMQ_OPEN_RDONLY 0x2u
+/* Fail with LMQ_ENOTFOUND instead of creating a missing directory or a
+ * directory that holds no env (DIR/data.mdb). */
+#define LMQ_OPEN_NOCREATE 0x4u
+
+/*
+ * The metadata store a directory belongs to: a read-write open with an
+ * etcd meta_uri records it (scheme, endpoints and prefix, never the query
+ * with its credentials) in the directory. A later read-write open without
+ * meta_uri then fails with LMQ_EINVAL naming that store, instead of
+ * silently starting an empty embedded set of groups; a read-only open
+ * without meta_uri uses the recorded URI (pass the full URI when the store
+ * needs credentials or TLS options).
+ */
+
+/* The library's version string ("0.1.0"): the one the program runs with,
+ * which may differ from the LMQ_VERSION_STRING it was compiled against.
+ * Static, never NULL. Thread-safe. */
+LMQ_API const char *lmq_version(void);
+
+/*
+ * The names of channel's consumer groups, sorted. *out is a NULL-terminated
+ * array owned by the caller, freed with lmq_strv_free(); *count (may be NULL)
+ * its length. On failure *out is NULL.
+ * Errors: LMQ_EINVAL (NULL out, bad name), LMQ_ENOCHANNEL, LMQ_ENOMEM,
+ * LMQ_ECLOSED. Thread-safe.
+ */
+LMQ_API int lmq_group_list(char ***out, size_t *count, lmq_env *env,
+                           const char *channel);
+
+/*
+ * Read up to max messages of channel with ID >= from, without a group: no
+ * cursor is read, moved or written, and nothing is persisted. To read from
+ * a time, pass lmq_id_from_time(ms); from 0 (or 1) reads from the earliest
+ * retained message. To go on, call again with from = the last ID + 1.
+ * Returns the number of messages (>= 0; 0 when none has ID >= from) and
+ * *out, freed by the caller with lmq_msgs_free() (also when 0 were read);
+ * on failure *out is NULL. Never blocks.
+ * Errors: LMQ_EINVAL (NULL out, max 0, bad name), LMQ_ENOCHANNEL,
+ * LMQ_ENOMEM, LMQ_EIO, LMQ_ECLOSED. Thread-safe.
+ */
+LMQ_API int lmq_read(lmq_msgs **out, lmq_env *env, const char *channel,
+                     lmq_id from, size_t max);
+
+/*
+ * Everything about one channel, in a struct that can grow: set out->size =
+ * sizeof *out (LMQ_CHANNEL_INFO_INIT); fields past the size the caller
+ * knows are not written. messages, bytes, first_id and last_id are those of
+ * lmq_channel_stats_get().
+ * Errors: LMQ_EINVAL (NULL, size too small, bad name), LMQ_ENOCHANNEL,
+ * LMQ_EIO, LMQ_ECLOSED. Thread-safe.
+ */
+typedef struct lmq_channel_info {
+  uint32_t size;             /* in: sizeof the caller's struct */
+  uint64_t messages;         /* retained messages */
+  uint64_t bytes;            /* retained payload bytes */
+  lmq_id first_id;           /* 0 when empty */
+  lmq_id last_id;            /* newest ever produced; 0 when never written */
+  uint64_t created_ms;       /* creation time, ms since the epoch */
+  uint64_t retention_age_ms; /* 0 = none */
+  uint64_t retention_bytes;  /* 0 = none */
+  uint64_t groups;           /* consumer groups */
+} lmq_channel_info;
+
+#define LMQ_CHANNEL_INFO_INIT { sizeof(lmq_channel_info), 0, 0, 0, 0, 0, 0, 0, 0 }
+
+LMQ_API int lmq_channel_info_get(lmq_channel_info *out, lmq_env *env,
+                                 const char *channel);
+
+/* lmq_env_copy() flags */
+#define LMQ_COPY_COMPACT 0x1u /* omit free pages, renumber (mdb_copy -c) */
+
+/*
+ * Hot, consistent backup of env into the directory path, which must not
+ * exist or be empty (else LMQ_EEXIST); the env keeps working meanwhile.
+ * Every message whose produce returned before this call is applied to LMDB
+ * first, then LMDB is copied as one snapshot (mdb_env_copy2), so the copy
+ * holds all of them, every channel, and (with the embedded metadata store)
+ * every group's committed cursor. The copy is a complete env: open it with
+ * lmq_env_open(); it starts with an empty WAL. With an etcd metadata store
+ * the cursors live in etcd and are not copied. On a read-only env the copy
+ * holds what LMDB holds (see LMQ_OPEN_RDONLY). The copy is fsync'ed before
+ * this returns. On failure, what was created at path is removed.
+ * Errors: LMQ_EINVAL (NULL path, unknown flags), LMQ_EEXIST, LMQ_EIO,
+ * LMQ_ENOSPC, LMQ_ECLOSED, and the errors of lmq_env_checkpoint().
+ * Thread-safe; may take a while on a large env.
+ */
+LMQ_API int lmq_env_copy(lmq_env *env, const char *path, unsigned flags);
+
+/* One WAL record (or a damaged region) as lmq_wal_scan() reports it. */
+enum lmq_wal_kind {
+  LMQ_WAL_PRODUCE = 1, /* messages of one produce call */
+  LMQ_WAL_MARK = 2,    /* "bytes before `arg` of this segment were synced" */
+  LMQ_WAL_END = 3,     /* segment end; the log goes on in segment `arg` */
+  LMQ_WAL_DAMAGE = 4   /* bytes that are no valid record; see `corrupt` */
+};
+
+typedef struct lmq_wal_entry {
+  uint32_t size;        /* in: sizeof the caller's struct (set by scan) */
+  int kind;             /* enum lmq_wal_kind */
+  uint64_t segment;     /* segment number */
+  uint64_t offset;      /* byte offset of the record in the segment */
+  uint64_t bytes;       /* record size (header to checksum), or damaged bytes */
+  uint64_t checksum;    /* the record's stored xxh3 checksum */
+  uint64_t arg;         /* MARK: synced offset; END: next segment */
+  const char *channel;  /* PRODUCE: channel name (not NUL-terminated) */
+  size_t channel_len;
+  uint64_t incarnation; /* PRODUCE: the channel's incarnation */
+  lmq_id first_id;      /* PRODUCE: IDs first_id .. first_id + count - 1 */
+  uint32_t count;
+  uint64_t payload_bytes;
+  int applied;          /* 1 if before LMDB's applied position */
+  int corrupt;          /* DAMAGE: 1 = acknowledged data damaged (recovery
+                           fails without LMQ_OPEN_SALVAGE); 0 = a torn tail
+                           (recovery cuts it; nothing acknowledged lost) */
+} lmq_wal_entry;
+
+/* Called for each entry, in log order. The entry and its channel pointer are
+ * valid during the call only. Return 0 to go on, non-zero to stop the scan
+ * (lmq_wal_scan then returns that value). */
+typedef int (*lmq_wal_fn)(void *arg, const lmq_wal_entry *entry);
+
+/*
+ * Walk the WAL of the data directory dir (no env needs to be open, and one
+ * may be open in another process): every segment file in order, every
+ * record decoded and checked. Never writes anything. Segments before the
+ * one holding LMDB's applied position are normally gone; records before
+ * the applied position have applied = 1. A damaged region is reported once
+ * (kind LMQ_WAL_DAMAGE) with whether recovery would call it corruption.
+ * Returns 0, fn's non-zero value, or LMQ_ENOTFOUND (no env at dir),
+ * LMQ_EINVAL, LMQ_EIO, LMQ_ENOMEM.
+ */
+LMQ_API int lmq_wal_scan(const char *dir, lmq_wal_fn fn, void *arg);
+
+/* What lmq_verify() found. Set size = sizeof (LMQ_VERIFY_REPORT_INIT). */
+typedef struct lmq_verify_report {
+  uint32_t size;            /* in: sizeof the caller's struct */
+  uint64_t channels;        /* channels checked */
+  uint64_t messages;        /* messages read from LMDB */
+  uint64_t bytes;           /* payload bytes read from LMDB */
+  uint64_t groups;          /* group cursors checked */
+  uint64_t wal_segments;    /* WAL segments read */
+  uint64_t wal_records;     /* valid WAL records */
+  uint64_t wal_unapplied;   /* WAL bytes after the applied position */
+  uint64_t torn_bytes;      /* a torn tail (recovery would cut it: benign) */
+  uint64_t problems;        /* corruption found (0: the env is sound) */
+  char first_problem[256];  /* the first one, for people; "" if none */
+} lmq_verify_report;
+
+#define LMQ_VERIFY_REPORT_INIT { sizeof(lmq_verify_report), 0, 0, 0, 0, 0, 0, \
+    0, 0, 0, "" }
+
+/*
+ * Check the data directory dir without modifying it (read-only, safe next to
+ * a running writer): LMDB's pages (every channel's messages are read), the
+ * channel records and ID ranges, group cursors, and every WAL record's
+ * checksum, with the same torn-versus-corrupt rules as recovery.
+ * Returns 0 when sound (a torn tail is sound), LMQ_ECORRUPT when a problem
+ * was found (out->problems, out->first_problem), or LMQ_ENOTFOUND, LMQ_EINVAL
+ * (NULL, size too small), LMQ_EIO, LMQ_ENOMEM. out is filled in every case
+ * past the argument checks.
+ */
+LMQ_API int lmq_verify(lmq_verify_report *out, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * lmq_stream.h - typed messages, MsgStream, TtMsgStream and the channel
  * service, on top of a stream backend (the lmq engine by default).

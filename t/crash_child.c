@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * crash_child - a producer the crash tests SIGKILL at random moments.
  *   crash_child DIR SEQ_BASE THREADS APPLY_INTERVAL_MS [roll]

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* etcd_harness.c - a private etcd for tests (see etcd_harness.h). */
 #define _GNU_SOURCE
 #include "etcd_harness.h"

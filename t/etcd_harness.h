@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * etcd_harness.h - start a private, single-member etcd for tests: free
  * loopback ports, a temporary data directory, fast elections; stop, restart

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* failmalloc.c - the countdown allocator (see failmalloc.h). */
 #include "failmalloc.h"
 

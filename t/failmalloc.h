@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * failmalloc.h - a countdown allocator for fault tests: the program that
  * links t/failmalloc.c replaces malloc/calloc/realloc (exported with default

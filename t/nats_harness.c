@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 #include "nats_harness.h"
 
 #include <arpa/inet.h>

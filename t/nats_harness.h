@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* nats_harness.h - a private nats-server with JetStream for one test. */
 #ifndef LMQ_T_NATS_HARNESS_H
 #define LMQ_T_NATS_HARNESS_H

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 #include "stream_util.h"
 #include "lmq_msg.pb-c.h"
 #ifdef LMQ_TEST_NATS

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* stream_util.h - helpers shared by the stream tests. */
 #ifndef LMQ_T_STREAM_UTIL_H
 #define LMQ_T_STREAM_UTIL_H

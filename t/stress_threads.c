@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * stress_threads - many threads on one env at once: producers with mixed
  * sync policies, consumers sharing groups, seekers, a channel being

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* Bad input gets an error code and a message, never a crash. */
 #include "util.h"
 #include <criterion/criterion.h>

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Crash safety: a child producing with ALWAYS sync is SIGKILLed at random
  * moments; after reopening, every acknowledged message is there exactly

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* Engine behaviour: the RocksMQ-equivalent cases and the lmq extensions. */
 #include "util.h"
 #include <criterion/criterion.h>

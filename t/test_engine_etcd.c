@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * The engine with its metadata (group cursors, channel records) in a real
  * etcd that the test starts itself on free loopback ports.

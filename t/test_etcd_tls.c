@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * etcd over TLS with client certificates, against a real etcd that the
  * test starts with a throwaway CA it makes itself (openssl): mutual TLS

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Fault injection: allocation failures (a countdown malloc in this test
  * program, which the library's calls resolve to) and I/O failures (a real

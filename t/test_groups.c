@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Consumer groups under concurrency and at the edges: wake-ups of blocked
  * consumers, destroy racing commits, commit_all over many dirty groups,

@@ -312,3 +312,30 @@ Test(handle, consume_on_an_empty_channel_times_out, .init = setup,
   lmq_consumer_close(c);
   lmq_channel_close(h);
 }
+
+/* A read-only env (LMQ_OPEN_RDONLY) refuses every write through a handle as
+ * through a name, and still reads. */
+Test(handle, a_read_only_env_refuses_writes_through_handles, .init = setup,
+     .fini = teardown) {
+  lmq_buf b = {"x", 1};
+  cr_assert_eq(lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_ALWAYS), 0);
+  cr_assert_eq(lmq_group_create(env, "c", "g", LMQ_START_EARLIEST), 0);
+  lmq_env_close(env);
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.flags = LMQ_OPEN_RDONLY;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  lmq_channel *h = NULL;
+  lmq_consumer *c = NULL;
+  cr_assert_eq(lmq_channel_open(&h, env, "c"), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_consumer_open(&c, h, "g"), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_produce(h, &b, 1, NULL, LMQ_SYNC_DEFAULT), LMQ_ENOTSUP);
+  cr_assert_eq(lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_DEFAULT), LMQ_ENOTSUP);
+  cr_assert_eq(lmq_consumer_commit(c), LMQ_ENOTSUP);
+  cr_assert_eq(lmq_consumer_ack(c, 1), LMQ_ENOTSUP);
+  cr_assert_eq(lmq_consumer_seek_earliest(c), LMQ_ENOTSUP);
+  lmq_id latest = 0;
+  cr_assert_eq(lmq_channel_latest_id(&latest, h), 0);
+  cr_assert_neq(latest, 0);
+  lmq_consumer_close(c);
+  lmq_channel_close(h);
+}

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* The public headers compile alone as strict C99 (see Makefile.am flags). */
 #include "lmq.h"
 #include "lmq_stream.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * test_meta.c - the metadata store's conformance tests, run unchanged against
  * both drivers (Criterion parameterized tests over a driver table), plus

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* Messages: every type round-trips field by field; the dispatcher rejects
  * corrupt input cleanly; positions, packs and the default repack. */
 #include "lmq_stream.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* The NATS JetStream backend adapter (src/stream/backend_nats.c) against a
  * real nats-server of each test's own (t/nats_harness.c). */
 #include "config.h"

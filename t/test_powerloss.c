@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * test_powerloss - the power-loss simulator's sweep (docs/crashsim.md).
  *

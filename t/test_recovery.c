@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Recovery: where the WAL really ends. Segment rolls into recycled spares,
  * torn tails (cut, reported), corruption of synced data (open fails with

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* The default repack: routing by hash key, Insert split per row. */
 #include "lmq_stream.h"
 #include "lmq_msg.pb-c.h"

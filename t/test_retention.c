@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * Retention under sustained load: it runs on its own clock, not only when
  * the applier is idle, so a producer that never pauses cannot push the

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* The RocksDB (RocksMQ-layout) store: RocksMQ's own test behaviours. */
 #include "stream/rocksmq.h"
 #include "util.h"

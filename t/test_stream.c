@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* MsgStream over the engine: produce with repack, broadcast, subscriptions,
  * seek, the pollable fd, trace context; the stream factory; the channel
  * service. */

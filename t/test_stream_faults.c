@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * The stream layer under allocation failures: a consume that fails in the
  * middle of a backend batch (the backend's cursor already past it) must

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* TtMsgStream over the engine: packs per common time tick, positions,
  * seek/replay, several channels at different rates, restarts. */
 #include "lmq_stream.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 #define _XOPEN_SOURCE 700
 #include "util.h"
 #include <criterion/criterion.h>

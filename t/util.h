@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* util.h - helpers shared by the tests. */
 #ifndef LMQ_T_UTIL_H
 #define LMQ_T_UTIL_H

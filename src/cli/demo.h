@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* demo.h - parts of `lmq demo`. */
 #ifndef LMQ_CLI_DEMO_H
 #define LMQ_CLI_DEMO_H

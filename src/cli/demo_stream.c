@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * demo_stream.c - the stream half of `lmq demo`: several producer threads
  * write Insert messages (10 rows each, split across channels by the

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* error.h - per-thread detailed error messages and small shared helpers. */
 #ifndef LMQ_COMMON_ERROR_H
 #define LMQ_COMMON_ERROR_H

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 #include "config.h"
 #include "common/os.h"
 #include "common/error.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* os.h - the few OS-specific calls lmq makes (Linux first), kept in one place. */
 #ifndef LMQ_COMMON_OS_H
 #define LMQ_COMMON_OS_H

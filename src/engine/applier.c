@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * applier.c - the applier thread: moves written WAL chunks into LMDB,
  * runs checkpoints, interval fsyncs, retention and auto-commit.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * channel.c - the channel registry, channel life cycle (create, destroy,
  * list), in-memory tails (publish/trim), retention and channel stats.
@@ -274,6 +275,7 @@ static int drop_lmdb(lmq_env *env, lmq_chan *ch) {
 
 LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "channel create");
   LMQ__ENV_CHECK(env);
   int rc = lmq__name_check("channel", name);
   if (rc)
@@ -367,6 +369,7 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
 
 LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "channel destroy");
   LMQ__ENV_CHECK(env);
   lmq_chan *ch;
   pthread_mutex_lock(&env->ddl_mu);
@@ -476,6 +479,7 @@ LMQ_API void lmq_strv_free(char **strv) {
 LMQ_API int lmq_channel_set_retention(lmq_env *env, const char *name,
                                       uint64_t max_age_ms, uint64_t max_bytes) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "set retention");
   LMQ__ENV_CHECK(env);
   lmq_chan *ch;
   int rc = lmq__chan_get(&ch, env, name);

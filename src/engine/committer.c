@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * committer.c - the thread that talks to the metadata store on the env's
  * behalf: cursor auto-commit (every autocommit_ms) and mirroring the ID

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * consume.c - reading a group's messages: LMDB then the in-memory tail,
  * blocking with wake-ups, results (lmq_msgs), and the pollable fd.
@@ -318,3 +319,18 @@ int lmq__group_fd_g(int *out, lmq_chan *ch, lmq_group *g) {
   return 0;
 }
 
+int lmq__read_into(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_id from,
+                   size_t max) {
+  lmq_msgs *r = msgs_get();
+  if (!r)
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  lmq_id seen = 0;
+  int rc = read_msgs(env, ch, from, max, r, &seen);
+  if (rc) {
+    lmq_msgs_free(r);
+    return rc;
+  }
+  res_finish(r);
+  *out = r;
+  return 0;
+}

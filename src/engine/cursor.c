@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * cursor.c - persisting cursors: commit, ack, seek, commit_all.
  *
@@ -51,6 +52,7 @@ static void move_to(lmq_chan *ch, lmq_group *g, lmq_id cursor) {
 LMQ_API int lmq_group_commit(lmq_env *env, const char *channel,
                              const char *group) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "group commit");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);
@@ -78,6 +80,7 @@ int lmq__commit_g(lmq_env *env, lmq_chan *ch, lmq_group *g) {
 LMQ_API int lmq_ack(lmq_env *env, const char *channel, const char *group,
                     lmq_id id) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "ack");
   if (id == 0 || id > LMQ_ID_MAX)
     return lmq__error(LMQ_EINVAL, "id %llu is not a valid message ID",
                       (unsigned long long)id);
@@ -135,6 +138,7 @@ int lmq__rewind_g(lmq_chan *ch, lmq_group *g) {
 static int seek(lmq_env *env, const char *channel, const char *group, int kind,
                 lmq_id id) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "seek");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);
@@ -269,6 +273,7 @@ int lmq__groups_commit_all(lmq_env *env) {
 
 LMQ_API int lmq_group_commit_all(lmq_env *env) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "commit");
   LMQ__ENV_CHECK(env);
   int rc = lmq__groups_commit_all(env);
   return rc == LMQ_ENOMEM ? lmq__error(rc, "out of memory") : rc;

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * engine.h - internal structures of the engine (not installed).
  *
@@ -204,6 +205,34 @@ int lmq__env_check(lmq_env *env);
 int lmq__mdb_code(int rc, const char *what);
 /* rc is one of ours (LMQ_E*), not an LMDB or errno value. */
 static inline int lmq__is_lmq_code(int rc) { return rc < 0 && rc >= LMQ__ERR_LAST; }
+/* LMQ_ENOTSUP naming what if env was opened with LMQ_OPEN_RDONLY, else 0.
+ * Every public call that writes checks this first. */
+int lmq__env_writable(lmq_env *env, const char *what);
+#define LMQ__ENV_WRITABLE(env, what)                                           \
+  do {                                                                         \
+    int e__ = lmq__env_check(env);                                             \
+    if (!e__)                                                                  \
+      e__ = lmq__env_writable(env, what);                                      \
+    if (e__)                                                                   \
+      return e__;                                                              \
+  } while (0)
+/* --- walscan.c: a read-only open counts the WAL bytes after the applied
+ * position (reported as unapplied_bytes) without replaying them. */
+int lmq__rdonly_pending(lmq_env *env);
+/* --- metauri.c: the metadata store a directory belongs to. The recorded
+ * URI (malloc'ed) or NULL; refuse an embedded read-write open of an
+ * etcd-backed directory; record a read-write open's etcd URI. */
+char *lmq__meta_uri_recorded(lmq_env *env);
+int lmq__meta_uri_check(lmq_env *env, const char *uri);
+int lmq__meta_uri_record(lmq_env *env, const char *uri);
+/* --- walscan.c: walk waldir's records from segment 0 (or, with
+ * skip_applied, from the applied segment aseg), calling fn for each. */
+int lmq__wal_scan(const char *waldir, uint64_t aseg, uint64_t aoff,
+                  int skip_applied, lmq_wal_fn fn, void *arg);
+/* --- consume.c: the group-less read (reader.c) shares consume's read path.
+ * On success *out holds up to max messages with id >= from. */
+int lmq__read_into(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_id from,
+                   size_t max);
 /* The env's metadata store (for the stream layer's channel service). */
 lmq_meta *lmq__env_meta(lmq_env *env);
 /* Make every committed LMDB transaction durable (the meta page too: the

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * env.c - opening a data directory, recovery, the applier thread,
  * checkpoints, closing and env-wide stats.
@@ -39,6 +40,8 @@ int lmq__mdb_code(int rc, const char *what) {
   case MDB_INVALID:
   case MDB_VERSION_MISMATCH:
     return lmq__error(LMQ_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
+  case EACCES:
+    return lmq__error(LMQ_ENOTSUP, "%s: the env is open read-only", what);
   case MDB_DBS_FULL:
     return lmq__error(LMQ_ELIMIT, "%s: more channels than the max_channels "
                       "option allows (raise max_channels)", what);
@@ -108,6 +111,13 @@ int lmq__env_check(lmq_env *env) {
   return 0;
 }
 
+int lmq__env_writable(lmq_env *env, const char *what) {
+  if (env->opt.flags & LMQ_OPEN_RDONLY)
+    return lmq__error(LMQ_ENOTSUP, "%s: the env is open read-only "
+                      "(LMQ_OPEN_RDONLY)", what);
+  return 0;
+}
+
 int lmq__mdb_durable(lmq_env *env, const char *what) {
   int rc = mdb_env_sync(env->mdb, 1);
   return rc ? lmq__mdb_code(rc, what) : 0;
@@ -151,8 +161,12 @@ static int check_options(const lmq_env_options *o) {
     return lmq__error(LMQ_EINVAL, "wal_segment_size must be at least 64 KiB");
   if (o->apply_bytes == 0 || o->max_unapplied < o->apply_bytes)
     return lmq__error(LMQ_EINVAL, "need 0 < apply_bytes <= max_unapplied");
-  if (o->flags & ~LMQ_OPEN_SALVAGE)
-    return lmq__error(LMQ_EINVAL, "unknown flags 0x%x", o->flags & ~LMQ_OPEN_SALVAGE);
+  const unsigned known = LMQ_OPEN_SALVAGE | LMQ_OPEN_RDONLY | LMQ_OPEN_NOCREATE;
+  if (o->flags & ~known)
+    return lmq__error(LMQ_EINVAL, "unknown flags 0x%x", o->flags & ~known);
+  if ((o->flags & LMQ_OPEN_RDONLY) && (o->flags & LMQ_OPEN_SALVAGE))
+    return lmq__error(LMQ_EINVAL, "LMQ_OPEN_SALVAGE needs a read-write open "
+                      "(it is about recovery, which a read-only open skips)");
   return 0;
 }
 
@@ -241,19 +255,36 @@ static int open_lmdb(lmq_env *env) {
     env->mdb = NULL;
     return lmq__mdb_code(rc, "mdb_env_create");
   }
-  mdb_env_set_maxdbs(env->mdb, env->opt.max_channels + 4);
-  mdb_env_set_mapsize(env->mdb, (size_t)env->opt.map_size);
+  int ro = (env->opt.flags & LMQ_OPEN_RDONLY) != 0;
+  /* A reader does not know the writer's max_channels: allow the most. The
+   * map size is the one stored in the file (0 = keep it). */
+  mdb_env_set_maxdbs(env->mdb, ro ? 32004 : env->opt.max_channels + 4);
+  if (!ro)
+    mdb_env_set_mapsize(env->mdb, (size_t)env->opt.map_size);
   mdb_env_set_maxreaders(env->mdb, 1022);
   /* NOMETASYNC: each apply commit syncs data pages but not the meta page,
    * so a power loss can at most undo the last apply (the WAL still has it);
    * checkpoints sync fully before WAL segments are retired, and calls
    * documented as durable end with lmq__mdb_durable(). */
-  if ((rc = mdb_env_open(env->mdb, env->dir, MDB_NOTLS | MDB_NOMETASYNC, 0644)))
+  unsigned mflags = MDB_NOTLS | (ro ? MDB_RDONLY : MDB_NOMETASYNC);
+  if (ro) {
+    /* No reader table yet means no LMDB user has opened the directory
+     * since it was made (LMDB leaves lock.mdb behind): read without one
+     * rather than create it. A writer starting meanwhile is the one case
+     * this does not cover. */
+    char lock[PATH_MAX];
+    snprintf(lock, sizeof lock, "%s/lock.mdb", env->dir);
+    if (access(lock, F_OK) != 0)
+      mflags |= MDB_NOLOCK;
+  }
+  if ((rc = mdb_env_open(env->mdb, env->dir, mflags, 0644)))
     return lmq__mdb_code(rc, "open LMDB");
   MDB_txn *txn;
-  if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn)))
+  if ((rc = mdb_txn_begin(env->mdb, NULL, ro ? MDB_RDONLY : 0, &txn)))
     return lmq__mdb_code(rc, "open");
-  rc = mdb_dbi_open(txn, "#sys", MDB_CREATE, &env->sysdbi);
+  rc = mdb_dbi_open(txn, "#sys", ro ? 0 : MDB_CREATE, &env->sysdbi);
+  if (rc == MDB_NOTFOUND)
+    rc = MDB_INVALID; /* every env has it: this is not one */
   uint64_t ap[2] = {0, 0}, hwm = 0;
   if (!rc) {
     int e = lmq__sys_get(txn, env->sysdbi, SYS_APPLIED, ap, 2);
@@ -335,9 +366,28 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
   lmq_env *env = env_alloc(dir, &o);
   if (!env)
     return lmq__error(LMQ_ENOMEM, "out of memory");
-  if ((rc = lmq__envdir_prepare(env)) || (rc = open_lmdb(env)) ||
-      (rc = open_meta(env, opts ? opts->meta_uri : NULL)))
+  const char *uri = opts ? opts->meta_uri : NULL;
+  char *rec = NULL;
+  if ((rc = lmq__envdir_prepare(env)) || (rc = open_lmdb(env)))
     goto fail;
+  if ((o.flags & LMQ_OPEN_RDONLY) && (!uri || !*uri))
+    uri = rec = lmq__meta_uri_recorded(env); /* see metauri.c */
+  if (!(o.flags & LMQ_OPEN_RDONLY) && (rc = lmq__meta_uri_check(env, uri)))
+    goto fail;
+  rc = open_meta(env, uri);
+  free(rec);
+  if (rc || (!(o.flags & LMQ_OPEN_RDONLY) && (rc = lmq__meta_uri_record(env, uri))))
+    goto fail;
+  if (o.flags & LMQ_OPEN_RDONLY) {
+    if ((rc = load_groups(env)) || (rc = lmq__rdonly_pending(env)))
+      goto fail;
+    if (live_add(env)) {
+      rc = lmq__error(LMQ_ENOMEM, "out of memory");
+      goto fail;
+    }
+    *out = env;
+    return 0;
+  }
   lmq__wal_spares_scan(env);
   if ((rc = lmq__recover(env)) || (rc = load_groups(env)) ||
       (rc = lmq__wal_open_seg(env, env->wal_seg)))
@@ -414,7 +464,8 @@ LMQ_API int lmq_env_checkpoint(lmq_env *env) {
   LMQ__ENV_CHECK(env);
   if (atomic_load(&env->closed))
     return lmq__error(LMQ_ECLOSED, "env is closed");
-  return lmq__apply_flush(env, 1);
+  int rc = lmq__env_writable(env, "checkpoint");
+  return rc ? rc : lmq__apply_flush(env, 1);
 }
 
 LMQ_API int lmq_env_recovery_get(lmq_recovery_report *out, lmq_env *env) {

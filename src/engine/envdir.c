@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * envdir.c - the data directory: creating it so that a crash at any moment
  * leaves either nothing, or a complete empty env; never a half-made one.
@@ -102,9 +103,32 @@ static int create_lmdb(lmq_env *env, const char *final) {
   return rc;
 }
 
+/* LMQ_OPEN_RDONLY and LMQ_OPEN_NOCREATE: the env must already be there. */
+static int must_exist(lmq_env *env) {
+  struct stat st;
+  char mdb[PATH_MAX];
+  if (stat(env->dir, &st) != 0)
+    return lmq__error(errno == ENOENT ? LMQ_ENOTFOUND : lmq__errno_code(errno),
+                      "%s: %s", env->dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return lmq__error(LMQ_EINVAL, "%s exists and is not a directory", env->dir);
+  snprintf(mdb, sizeof mdb, "%s/data.mdb", env->dir);
+  if (stat(mdb, &st) != 0)
+    return lmq__error(errno == ENOENT ? LMQ_ENOTFOUND : lmq__errno_code(errno),
+                      "%s holds no lmq env (%s: %s)", env->dir, mdb,
+                      strerror(errno));
+  return 0;
+}
+
 int lmq__envdir_prepare(lmq_env *env) {
   int created, dirty = 0, rc;
   char path[PATH_MAX];
+  if (env->opt.flags & (LMQ_OPEN_RDONLY | LMQ_OPEN_NOCREATE)) {
+    if ((rc = must_exist(env)))
+      return rc;
+    if (env->opt.flags & LMQ_OPEN_RDONLY)
+      return 0; /* no LOCK, nothing created */
+  }
   if ((rc = make_dir(env->dir, &created)))
     return rc;
   if (created && (rc = sync_parent(env->dir)))

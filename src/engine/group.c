@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * group.c - consumer groups: life cycle (create, destroy, load), lookup,
  * the wake-up of blocked consumers and pollers, group stats.
@@ -173,6 +174,7 @@ void lmq__group_fd_update(lmq_chan *ch, lmq_group *g) {
 LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
                              const char *group, int start) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "group create");
   LMQ__ENV_CHECK(env);
   if (start != LMQ_START_EARLIEST && start != LMQ_START_LATEST)
     return lmq__error(LMQ_EINVAL, "start must be LMQ_START_EARLIEST or _LATEST");
@@ -223,6 +225,7 @@ LMQ_API int lmq_group_create(lmq_env *env, const char *channel,
 LMQ_API int lmq_group_destroy(lmq_env *env, const char *channel,
                               const char *group) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "group destroy");
   lmq_chan *ch;
   lmq_group *g;
   int rc = lmq__group_get(&ch, &g, env, channel, group);

@@ -115,8 +115,8 @@ LMQ_API int lmq_channel_produce(lmq_channel *h, const lmq_buf *msgs, size_t n,
   lmq__error_clear();
   if (!h)
     return lmq__error(LMQ_EINVAL, "channel handle is NULL");
-  int rc = enter(h->env, h->ch);
-  if (rc)
+  int rc = lmq__env_writable(h->env, "produce");
+  if (rc || (rc = enter(h->env, h->ch)))
     return rc;
   /* The call's reference goes to the WAL record (or is released). */
   return lmq__produce_ch(h->env, h->ch, msgs, n, out_ids, sync);
@@ -190,6 +190,14 @@ static int centre(const lmq_consumer *c) {
   return enter(c->env, c->ch);
 }
 
+/* The same for a call that writes (LMQ_ENOTSUP on a read-only env). */
+static int centre_w(const lmq_consumer *c, const char *what) {
+  if (!c)
+    return lmq__error(LMQ_EINVAL, "consumer handle is NULL");
+  int rc = lmq__env_writable(c->env, what);
+  return rc ? rc : enter(c->env, c->ch);
+}
+
 LMQ_API int lmq_consumer_consume(lmq_msgs **out, lmq_consumer *c, size_t max,
                                  int timeout_ms) {
   lmq__error_clear();
@@ -208,7 +216,7 @@ LMQ_API int lmq_consumer_consume(lmq_msgs **out, lmq_consumer *c, size_t max,
 
 LMQ_API int lmq_consumer_commit(lmq_consumer *c) {
   lmq__error_clear();
-  int rc = centre(c);
+  int rc = centre_w(c, "commit");
   if (rc)
     return rc;
   rc = lmq__commit_g(c->env, c->ch, c->g);
@@ -218,7 +226,7 @@ LMQ_API int lmq_consumer_commit(lmq_consumer *c) {
 
 LMQ_API int lmq_consumer_ack(lmq_consumer *c, lmq_id id) {
   lmq__error_clear();
-  int rc = centre(c);
+  int rc = centre_w(c, "ack");
   if (rc)
     return rc;
   rc = lmq__ack_g(c->env, c->ch, c->g, id);
@@ -238,7 +246,7 @@ LMQ_API int lmq_consumer_rewind(lmq_consumer *c) {
 
 static int cseek(lmq_consumer *c, int kind, lmq_id id) {
   lmq__error_clear();
-  int rc = centre(c);
+  int rc = centre_w(c, "seek");
   if (rc)
     return rc;
   rc = lmq__seek_g(c->env, c->ch, c->g, kind, id);

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * produce.c - ID allocation, WAL group commit and publication.
  *
@@ -385,6 +386,7 @@ static int produce_check(lmq_env *env, const lmq_buf *msgs, size_t n, int sync,
 LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
                         size_t n, lmq_id *out_ids, int sync) {
   lmq__error_clear();
+  LMQ__ENV_WRITABLE(env, "produce");
   LMQ__ENV_CHECK(env);
   if (atomic_load(&env->closed))
     return lmq__error(LMQ_ECLOSED, "env is closed");

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * recover.c - recovery on open: find where the WAL really ends, then replay
  * it after the applied position into LMDB.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* sysdb.c - small helpers for the "#sys" records (see docs/engine.md). */
 #include "config.h"
 #include "engine/engine.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* wal.c - the WAL record codec (see wal.h): pure, no I/O, fuzzed. */
 #include "config.h"
 #include "engine/wal.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * wal.h - the write-ahead log: record format (pure encode/decode, no I/O) and
  * segment listing.

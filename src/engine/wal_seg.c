@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * wal_seg.c - WAL segment files: creating, rolling, recycling (spare.N) and
  * retiring them.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * embedded.c - the embedded metadata driver: a named sub-database ("#meta")
  * of the env's LMDB. Values are stored as an 8-byte little-endian version
@@ -43,6 +44,8 @@ static int mdb_code(int rc, const char *what) {
     return lmq__error(LMQ_ECORRUPT, "metadata %s: %s", what, mdb_strerror(rc));
   case ENOSPC:
     return lmq__error(LMQ_ENOSPC, "metadata %s: %s", what, mdb_strerror(rc));
+  case EACCES:
+    return lmq__error(LMQ_ENOTSUP, "metadata %s: the env is open read-only", what);
   case MDB_BAD_VALSIZE:
     return lmq__error(LMQ_ETOOBIG, "metadata %s: key too long for LMDB", what);
   default:
@@ -79,6 +82,10 @@ static int emb_get(lmq_meta *m, void **val, size_t *vlen, uint64_t *version,
   int rc = key_ok(klen, e->env);
   if (rc)
     return rc;
+  if (e->dbi == 0) { /* read-only view of a store never written */
+    *version = 0;
+    return lmq__error(LMQ_ENOTFOUND, "metadata key not found");
+  }
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn)))
     return mdb_code(rc, "read");
@@ -198,6 +205,11 @@ static int emb_range(lmq_meta *m, lmq_meta_kv **out, size_t *n,
   MDB_txn *txn;
   MDB_cursor *cur;
   int rc;
+  if (e->dbi == 0) { /* read-only view of a store never written */
+    *out = NULL;
+    *n = 0;
+    return 0;
+  }
   if ((rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn)))
     return mdb_code(rc, "read");
   if ((rc = mdb_cursor_open(txn, e->dbi, &cur))) {
@@ -341,9 +353,19 @@ int lmq__meta_embedded_open(lmq_meta **out, void *mdb_env) {
   if (!e)
     return lmq__error(LMQ_ENOMEM, "out of memory");
   MDB_txn *txn;
-  int rc = mdb_txn_begin(env, NULL, 0, &txn);
+  /* On a read-only LMDB env, open what is there; an env whose store was
+   * never written gets an empty "#meta" view (dbi 0 marks it: reads find
+   * nothing, writes fail as the env is read-only). */
+  unsigned fl = 0;
+  mdb_env_get_flags(env, &fl);
+  unsigned ro = fl & MDB_RDONLY;
+  int rc = mdb_txn_begin(env, NULL, ro ? MDB_RDONLY : 0, &txn);
   if (!rc) {
-    rc = mdb_dbi_open(txn, "#meta", MDB_CREATE, &e->dbi);
+    rc = mdb_dbi_open(txn, "#meta", ro ? 0 : MDB_CREATE, &e->dbi);
+    if (rc == MDB_NOTFOUND && ro) {
+      e->dbi = 0;
+      rc = 0;
+    }
     if (rc)
       mdb_txn_abort(txn);
     else

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * etcd.c - the etcd v3 metadata driver: lmq_meta_ops over etcd's JSON
  * gateway with libcurl. The pure parts (URI, base64, JSON bodies and

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * etcd_codec.c - base64, the etcd:// URI parser, request bodies and answer
  * decoders for the etcd driver. No I/O here (see etcd_codec.h).

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * etcd_codec.h - the pure half of the etcd driver: base64, the etcd:// URI
  * parser, request bodies and decoders for the etcd v3 JSON gateway's answers.

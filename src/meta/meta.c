@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* meta.c - driver selection and the convenience wrappers over lmq_meta_ops. */
 #include "config.h"
 #include "meta/meta.h"
@@ -16,7 +17,12 @@ int lmq_meta_open(lmq_meta **out, const char *uri, void *env_or_null) {
     return lmq__meta_embedded_open(out, env_or_null);
   }
   if (!strncmp(uri, "etcd://", 7) || !strncmp(uri, "etcds://", 8))
+#ifdef LMQ_HAVE_ETCD
     return lmq__meta_etcd_open(out, uri);
+#else
+    return lmq__error(LMQ_ENOTSUP, "metadata URI '%.200s': this lmq was built "
+                      "without etcd support (configure --with-etcd)", uri);
+#endif
   return lmq__error(LMQ_EINVAL,
                     "metadata URI '%.200s': scheme must be etcd:// or etcds://",
                     uri);

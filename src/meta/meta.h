@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * meta.h - the metadata store: one small key/value interface with two
  * drivers, "embedded" (a sub-database of the env's LMDB) and "etcd" (etcd v3

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * backend.h - what the stream layer needs from a message store. One adapter
  * per store: the lmq engine (backend_engine.c); NATS JetStream and RocksDB

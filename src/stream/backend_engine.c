@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* backend_engine.c - the stream backend over the lmq engine (include/lmq.h). */
 #include "config.h"
 #include "stream/backend.h"

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* backend_nats.c - the stream backend over NATS JetStream (libnats), built
  * with --with-nats.
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* backend_rocksdb.c - the stream backend over the RocksMQ-layout store
  * (rocksmq.h), built with --with-rocksdb. It has no metadata store, so the
  * channel service is not available on it (ops->meta returns NULL). */

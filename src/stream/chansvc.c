@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * chansvc.c - the channel service (seed 8.2): allocates channels with unique
  * names and an owner description, describes and destroys them.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * dispatcher.c - the unmarshal dispatcher: type -> codec, the protobuf codecs
  * of the built-in types, the envelope every message travels in, and the

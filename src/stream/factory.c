@@ -1,7 +1,9 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* factory.c - the stream factory: parameters, and the backend and
  * dispatcher its streams share. */
 #include "config.h"
 #include "stream/stream.h"
+#include "stream/backend_module.h"
 #include "common/error.h"
 
 #include <pthread.h>
@@ -234,7 +236,7 @@ static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
                                   "engine.dir");
       goto fail;
     }
-    if ((rc = lmq__backend_rocksdb_open(&c->be, f->dir, f->sync)))
+    if ((rc = lmq__backend_rocksdb_load(&c->be, f->dir, f->sync)))
       goto fail;
     *out = c;
     return 0;

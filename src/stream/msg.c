@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* msg.c - messages (TsMsg), positions and packs. */
 #include "config.h"
 #include "stream/msg.h"

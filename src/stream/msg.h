@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* msg.h - the message object shared by the stream layer (not installed). */
 #ifndef LMQ_STREAM_MSG_H
 #define LMQ_STREAM_MSG_H

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * msgstream.c - MsgStream: producer (repack, produce, broadcast) and the
  * plain consumer; the pieces TtMsgStream shares (channel reads, the epoll

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * repack.c - repack functions: how a pack's messages are routed to a
  * producer's channels. The default routes by hash key and splits Insert

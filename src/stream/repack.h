@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* repack.h - routing results of repack functions (not installed). */
 #ifndef LMQ_STREAM_REPACK_H
 #define LMQ_STREAM_REPACK_H

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * rocksmq.c - RocksMQ's layout on librocksdb's C API (see rocksmq.h).
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * rocksmq.h - a RocksMQ-style message store on librocksdb (built only with
  * --with-rocksdb). It exists so that lmq can be compared, workload for

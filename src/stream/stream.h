@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /* stream.h - internals shared by msgstream.c, ttstream.c, factory.c and
  * chansvc.c (not installed). */
 #ifndef LMQ_STREAM_STREAM_H

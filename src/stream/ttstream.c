@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * ttstream.c - TtMsgStream: one pack per time tick common to all channels.
  *

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * check.h - the power-loss simulator's checker: opens a crash state with the
  * public API and compares it with the workload's event log up to the crash

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * common.h - what the power-loss workload and its checker share: the env
  * options, the channel names, and the self-verifying payload format.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * model.c - the power-loss simulator's file-system model (see model.h and
  * docs/crashsim.md for the rules it implements).

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * model.h - the power-loss simulator's file-system model. Pure: reads a
  * trace (trace.h), keeps per-file durable content plus unsynced operations

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * preload.c - LD_PRELOAD library for the power-loss simulator: logs every
  * mutating file operation under PLSIM_ROOT, in execution order, to the

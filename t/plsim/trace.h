@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * trace.h - the power-loss simulator's trace format, written by preload.c
  * and read by model.c.

@@ -1,3 +1,4 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
  * workload - the power-loss simulator's workload child, run once under the
  * tracing preload (preload.c). Public API only.
