@@ -56,6 +56,14 @@ static void round_trip(const lmq_tsmsg *m) {
   same_msg(m, c);
   FUZZ_CHECK(lmq_msg_marshal(&out2, &len2, disp, c) == 0);
   FUZZ_CHECK(len2 == len && !memcmp(out, out2, len));
+  /* The producer's batch marshal writes the same bytes. */
+  lmq_tsmsg *two[2] = {(lmq_tsmsg *)m, c};
+  lmq_buf bufs[2];
+  unsigned char *wire = NULL;
+  FUZZ_CHECK(lmq__msg_marshal_many(&wire, bufs, disp, two, 2) == 0);
+  FUZZ_CHECK(bufs[0].len == len && !memcmp(bufs[0].data, out, len));
+  FUZZ_CHECK(bufs[1].len == len && !memcmp(bufs[1].data, out, len));
+  free(wire);
   free(out);
   free(out2);
   lmq_tsmsg_unref(c);

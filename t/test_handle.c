@@ -294,6 +294,25 @@ Test(handle, consume_reads_applied_messages, .init = setup, .fini = teardown) {
   lmq_channel_close(h);
 }
 
+/* A group created at the earliest of an empty channel has cursor 0; a
+ * consume with a timeout used to spin forever on it (found by
+ * t/stress_handles). Both the name and the handle must time out. */
+Test(handle, consume_on_an_empty_channel_times_out, .init = setup,
+     .fini = teardown, .timeout = 20) {
+  cr_assert_eq(lmq_group_create(env, "c", "g", LMQ_START_EARLIEST), 0);
+  lmq_msgs *m = NULL;
+  cr_assert_eq(lmq_consume(&m, env, "c", "g", 10, 50), 0);
+  lmq_msgs_free(m);
+  lmq_channel *h = NULL;
+  lmq_consumer *c = NULL;
+  cr_assert_eq(lmq_channel_open(&h, env, "c"), 0);
+  cr_assert_eq(lmq_consumer_open(&c, h, "g"), 0);
+  cr_assert_eq(lmq_consumer_consume(&m, c, 10, 50), 0);
+  lmq_msgs_free(m);
+  lmq_consumer_close(c);
+  lmq_channel_close(h);
+}
+
 /* A read-only env (LMQ_OPEN_RDONLY) refuses every write through a handle as
  * through a name, and still reads. */
 Test(handle, a_read_only_env_refuses_writes_through_handles, .init = setup,

@@ -236,7 +236,10 @@ int lmq__consume_g(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_group *g,
     }
     if (expired)
       break;
-    lmq_id want = g->cursor;
+    /* IDs start at 1: a cursor of 0 (a group created at the earliest of
+     * an empty channel) waits for ID 1. Waiting for "last_id >= 0" was
+     * always satisfied, so such a consume spun and ignored its timeout. */
+    lmq_id want = g->cursor ? g->cursor : 1;
     /* Take ch->mu before letting go of g->mu: a seek or destroy changes
      * the group under both and bumps g->wake, so none is missed. */
     pthread_mutex_lock(&ch->mu);

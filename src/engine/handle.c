@@ -32,14 +32,24 @@ struct lmq_consumer {
   lmq_group *g;
 };
 
+/* A reference held by a call becomes a handle's (counted in hrefs). A
+ * destroy that started meanwhile waits for callers' references only:
+ * this one just stopped being one, so wake it to look again (it checks
+ * under reg_mu, which we hold). */
+static void to_handle(lmq_env *env, lmq_chan *ch) {
+  pthread_mutex_lock(&env->reg_mu);
+  atomic_fetch_add(&ch->hrefs, 1);
+  if (atomic_load(&ch->dead))
+    pthread_cond_broadcast(&env->reg_cond);
+  pthread_mutex_unlock(&env->reg_mu);
+}
+
 /* Take a reference on a live channel for a new handle (registry lookup). */
 static int hold(lmq_chan **out, lmq_env *env, const char *name) {
   int rc = lmq__chan_get(out, env, name); /* takes refs under reg_mu */
   if (rc)
     return rc;
-  pthread_mutex_lock(&env->reg_mu);
-  atomic_fetch_add(&(*out)->hrefs, 1);
-  pthread_mutex_unlock(&env->reg_mu);
+  to_handle(env, *out);
   return 0;
 }
 
@@ -154,9 +164,7 @@ LMQ_API int lmq_consumer_open(lmq_consumer **out, lmq_channel *h,
                           ch->name);
   }
   /* The call's reference becomes the consumer's. */
-  pthread_mutex_lock(&h->env->reg_mu);
-  atomic_fetch_add(&ch->hrefs, 1);
-  pthread_mutex_unlock(&h->env->reg_mu);
+  to_handle(h->env, ch);
   c->env = h->env;
   c->ch = ch;
   c->g = g;

@@ -506,6 +506,108 @@ static int marshal_proto_in_place(unsigned char **out, size_t *len,
   return 0;
 }
 
+int lmq__msg_marshal_many(unsigned char **out, lmq_buf *bufs,
+                          lmq_dispatcher *d, lmq_tsmsg *const *msgs, size_t n) {
+  *out = NULL;
+  if (d->mem || n == 0) {
+    /* Tokens: marshal each, then gather them (tiny, rare). */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+      unsigned char *b = NULL;
+      int rc = lmq_msg_marshal(&b, &bufs[i].len, d, msgs[i]);
+      if (rc) {
+        for (size_t j = 0; j < i; j++)
+          free((void *)bufs[j].data);
+        return rc;
+      }
+      bufs[i].data = b;
+      total += bufs[i].len;
+    }
+    unsigned char *all = malloc(total ? total : 1);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (all && bufs[i].len)
+        memcpy(all + off, bufs[i].data, bufs[i].len);
+      free((void *)bufs[i].data);
+      bufs[i].data = all ? all + off : NULL;
+      off += bufs[i].len;
+    }
+    if (!all)
+      return lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+    *out = all;
+    return 0;
+  }
+  /* Pass 1: sizes (protobuf bodies are packed in pass 2, in place; other
+   * codecs hand over a buffer now, copied in pass 2). */
+  size_t *blen = malloc(n * sizeof *blen);
+  unsigned char **ext = calloc(n, sizeof *ext);
+  int rc = 0;
+  size_t total = 0, i;
+  if (!blen || !ext) {
+    rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+    goto done;
+  }
+  for (i = 0; i < n && !rc; i++) {
+    const lmq_tsmsg *m = msgs[i];
+    slot *sl = slot_find(d, m->type);
+    if (!sl) {
+      rc = lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
+                      m->type);
+      break;
+    }
+    const void *body = lmq__tsmsg_body(m);
+    if (!body && atomic_load(&m->lazy) != LMQ__LAZY_NONE) {
+      rc = lmq__error(LMQ_ECORRUPT, "the received body of message %lld does "
+                      "not decode", (long long)m->id);
+      break;
+    }
+    if (sl->codec.marshal == proto_marshal) {
+      const ProtobufCMessageDescriptor *desc = sl->codec.arg;
+      const ProtobufCMessage *pm = body;
+      if (!pm || pm->descriptor != desc) {
+        rc = lmq__error(LMQ_EINVAL, "%s: body is %s", desc->short_name,
+                        pm ? "of another type" : "NULL");
+        break;
+      }
+      blen[i] = protobuf_c_message_get_packed_size(pm);
+    } else if ((rc = sl->codec.marshal(&ext[i], &blen[i], body, sl->codec.arg))) {
+      break;
+    }
+    bufs[i].len = lmq__envelope_head_size(m, blen[i]) + blen[i];
+    total += bufs[i].len;
+  }
+  unsigned char *all = rc ? NULL : malloc(total ? total : 1);
+  if (!rc && !all)
+    rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+  /* Pass 2: write. */
+  for (size_t j = 0, off = 0; !rc && j < n; j++) {
+    lmq_tsmsg *m = msgs[j];
+    unsigned char *p = all + off;
+    size_t h = lmq__envelope_head_write(p, m, blen[j]);
+    if (ext[j]) {
+      if (blen[j])
+        memcpy(p + h, ext[j], blen[j]);
+    } else if (blen[j] &&
+               protobuf_c_message_pack(lmq__tsmsg_body(m), p + h) != blen[j]) {
+      rc = lmq__error(LMQ_EINTERNAL, "packed size changed while packing");
+      break;
+    }
+    bufs[j].data = p;
+    m->size = bufs[j].len;
+    off += bufs[j].len;
+  }
+  if (rc)
+    free(all);
+  else
+    *out = all;
+done:
+  for (size_t j = 0; ext && j < n; j++)
+    free(ext[j]);
+  free(ext);
+  free(blen);
+  return rc;
+}
+
 LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
                             lmq_dispatcher *d, const lmq_tsmsg *m) {
   if (!out || !len || !d || !m)

@@ -65,6 +65,11 @@ int lmq__pos_id(uint64_t *id, const lmq_msg_position *p);
 int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
                             const void *data, size_t len, const char *channel,
                             const char *group, uint64_t id);
+/* Marshal msgs[0..n) into one malloc'ed buffer *out (freed by the caller);
+ * bufs[i] points into it. The same bytes and errors as lmq_msg_marshal
+ * per message; on failure nothing is allocated. */
+int lmq__msg_marshal_many(unsigned char **out, lmq_buf *bufs,
+                          lmq_dispatcher *d, lmq_tsmsg *const *msgs, size_t n);
 /* Validate a W3C traceparent: 0 or LMQ_EINVAL. */
 int lmq__traceparent_check(const char *tp);
 

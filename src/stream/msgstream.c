@@ -167,29 +167,6 @@ LMQ_API int lmq_msgstream_set_repack(lmq_msgstream *s, lmq_repack_fn fn,
   return 0;
 }
 
-/* Marshal msgs[0..n) into bufs (malloc'ed data, freed by bufs_free). */
-static int marshal_all(lmq_buf *bufs, lmq_dispatcher *d, lmq_tsmsg *const *msgs,
-                       size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char *b = NULL;
-    size_t len = 0;
-    int rc = lmq_msg_marshal(&b, &len, d, msgs[i]);
-    if (rc)
-      return rc;
-    bufs[i].data = b;
-    bufs[i].len = len;
-  }
-  return 0;
-}
-
-static void bufs_free(lmq_buf *bufs, size_t n) {
-  if (!bufs)
-    return;
-  for (size_t i = 0; i < n; i++)
-    free((void *)bufs[i].data);
-  free(bufs);
-}
-
 LMQ_API int lmq_msgstream_produce(lmq_msgstream *s, const lmq_msg_pack *pack) {
   if (!s || !pack || (pack->nmsgs && !pack->msgs))
     return lmq__error(LMQ_EINVAL, "produce: NULL argument");
@@ -200,6 +177,8 @@ LMQ_API int lmq_msgstream_produce(lmq_msgstream *s, const lmq_msg_pack *pack) {
   lmq_repack_out o = {0};
   lmq_buf *bufs = NULL;
   size_t *order = NULL;
+  lmq_tsmsg **ms = NULL;
+  unsigned char *wire = NULL; /* every message's bytes, one buffer */
   int rc = lmq__repack_run(&o, s->npch, s->repack, s->repack_arg, pack->msgs,
                            pack->nmsgs);
   if (rc)
@@ -207,7 +186,8 @@ LMQ_API int lmq_msgstream_produce(lmq_msgstream *s, const lmq_msg_pack *pack) {
   /* Marshal everything first, so that a bad message sends nothing. */
   bufs = calloc(o.n ? o.n : 1, sizeof *bufs);
   order = malloc((o.n ? o.n : 1) * sizeof *order);
-  if (!bufs || !order) {
+  ms = malloc((o.n ? o.n : 1) * sizeof *ms);
+  if (!bufs || !order || !ms) {
     rc = lmq__error(LMQ_ENOMEM, "produce: out of memory");
     goto done;
   }
@@ -216,11 +196,11 @@ LMQ_API int lmq_msgstream_produce(lmq_msgstream *s, const lmq_msg_pack *pack) {
   for (size_t c = 0; c < s->npch; c++)
     for (size_t i = 0; i < o.n; i++)
       if ((size_t)o.routes[i].channel == c) {
-        lmq_tsmsg *m = o.routes[i].msg;
-        if ((rc = marshal_all(&bufs[k], s->ctx->disp, &m, 1)))
-          goto done;
+        ms[k] = o.routes[i].msg;
         order[k++] = c;
       }
+  if ((rc = lmq__msg_marshal_many(&wire, bufs, s->ctx->disp, ms, k)))
+    goto done;
   for (size_t i = 0; i < k && rc == 0;) {
     size_t j = i;
     while (j < k && order[j] == order[i])
@@ -229,7 +209,9 @@ LMQ_API int lmq_msgstream_produce(lmq_msgstream *s, const lmq_msg_pack *pack) {
     i = j;
   }
 done:
-  bufs_free(bufs, o.n);
+  free(wire);
+  free(bufs);
+  free(ms);
   free(order);
   lmq__repack_out_free(&o);
   return rc;
@@ -250,6 +232,7 @@ LMQ_API int lmq_msgstream_broadcast(lmq_msg_position **ids, size_t *nids,
     return 0;
   lmq_buf *bufs = calloc(n, sizeof *bufs);
   uint64_t *idv = malloc(n * sizeof *idv);
+  unsigned char *wire = NULL;
   lmq_msg_position *pos = NULL;
   size_t npos = 0;
   int rc = 0;
@@ -261,7 +244,7 @@ LMQ_API int lmq_msgstream_broadcast(lmq_msg_position **ids, size_t *nids,
     rc = lmq__error(LMQ_ENOMEM, "broadcast: out of memory");
     goto done;
   }
-  if ((rc = marshal_all(bufs, s->ctx->disp, pack->msgs, n)))
+  if ((rc = lmq__msg_marshal_many(&wire, bufs, s->ctx->disp, pack->msgs, n)))
     goto done;
   for (size_t c = 0; c < s->npch; c++) {
     if ((rc = produce_to(s, c, bufs, n, idv)))
@@ -279,7 +262,8 @@ LMQ_API int lmq_msgstream_broadcast(lmq_msg_position **ids, size_t *nids,
   }
 done:
   lmq_msg_positions_free(pos, npos);
-  bufs_free(bufs, n);
+  free(wire);
+  free(bufs);
   free(idv);
   return rc;
 }
