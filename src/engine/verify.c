@@ -41,29 +41,15 @@ static void walk_db(lmq_verify_report *r, MDB_txn *txn, MDB_dbi dbi,
   }
   MDB_val k, v;
   lmq_id prev = 0;
-  uint64_t prev_ord = 0;
-  int have_ord = 0;
   for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     if (!ch)
       continue;
-    /* A key is the 8-byte big-endian ID, or (newer layout) the ID then the
-     * message's 8-byte ordinal in the channel, consecutive from key to key. */
-    lmq_id id = k.mv_size == 8 || k.mv_size == 16 ? lmq__get64be(k.mv_data) : 0;
+    lmq_id id = k.mv_size == 8 ? lmq__get64be(k.mv_data) : 0;
     if (id == 0 || id > LMQ_ID_MAX || id <= prev) {
       problem(r, "channel '%s': bad message key (size %zu, id %" PRIu64 ")",
               ch->name, k.mv_size, id);
       break;
-    }
-    if (k.mv_size == 16) {
-      uint64_t ord = lmq__get64be((const unsigned char *)k.mv_data + 8);
-      if (have_ord && ord != prev_ord + 1) {
-        problem(r, "channel '%s': message %" PRIu64 " has ordinal %" PRIu64
-                ", expected %" PRIu64, ch->name, id, ord, prev_ord + 1);
-        break;
-      }
-      prev_ord = ord;
-      have_ord = 1;
     }
     prev = id;
     r->messages++;
