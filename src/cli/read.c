@@ -104,7 +104,7 @@ int cmd_read(args *a) {
   } else if (o.from_kind == POS_ID) {
     from = o.from;
   }
-  uint64_t left = o.count;
+  uint64_t left = o.count, total = 0;
   while (!rc && !st && (!o.have_count || left)) {
     lmq_msgs *m;
     size_t want = o.have_count && left < BATCH ? (size_t)left : BATCH;
@@ -117,6 +117,8 @@ int cmd_read(args *a) {
       from = lmq_msgs_at(m, (size_t)n - 1)->id + 1;
       left -= o.have_count ? (uint64_t)n : 0;
       st = emit(m, o.fmt, ch);
+      total += (uint64_t)n;
+      cli_progress("read %llu messages", (unsigned long long)total);
     }
     lmq_msgs_free(m);
     if (n == 0) {
@@ -225,6 +227,7 @@ int cmd_consume(args *a) {
                         "these messages will be delivered again\n");
       if (!rc)
         done += ok;
+      cli_progress("consumed and committed %llu messages", (unsigned long long)done);
     }
     lmq_msgs_free(m);
     if (n == 0 && !o.follow)
@@ -232,6 +235,7 @@ int cmd_consume(args *a) {
     if (n == 0 && timeout >= 0)
       break; /* --follow --timeout: stop after that long without messages */
   }
+  cli_progress_end();
   if (st == EXIT_IO && !g_cli.quiet)
     fprintf(stderr, "lmq: only what was written out was committed (%llu "
                     "messages in this run); the rest is delivered again\n",
