@@ -52,6 +52,7 @@ static int pad_mult = 1;
 static size_t run_and_kill_ex(const char *dir, long base, int threads,
                               int apply_ms, int ms, ack **out, size_t have,
                               size_t *cap, const char *mode, side_log *sl) {
+  const char *h = helper(); /* asserts here, never in the forked child */
   int p[2];
   cr_assert_eq(pipe(p), 0);
   pid_t pid = fork();
@@ -64,7 +65,7 @@ static size_t run_and_kill_ex(const char *dir, long base, int threads,
     snprintf(b, sizeof b, "%ld", base);
     snprintf(t, sizeof t, "%d", threads);
     snprintf(a, sizeof a, "%d", apply_ms);
-    execl(helper(), "crash_child", dir, b, t, a, mode, (char *)NULL);
+    execl(h, "crash_child", dir, b, t, a, mode, (char *)NULL);
     _exit(127);
   }
   close(p[1]);
@@ -363,13 +364,26 @@ static off_t last_segment(const char *dir, char *buf, size_t len) {
 static void corrupt_rounds(int flip) {
   srand((unsigned)getpid() * (flip + 1));
   for (int r = 0; r < 12; r++) {
-    char *dir = tmpdir_new();
+    char *dir = NULL;
     ack *acks = NULL;
     size_t nack = 0, cap = 0;
-    nack = run_and_kill(dir, 0, 2, 600000, 60 + rand() % 60, &acks, 0, &cap);
-    qsort(acks, nack, sizeof *acks, cmp_ack);
     char seg[16384];
-    off_t size = last_segment(dir, seg, sizeof seg);
+    off_t size = 0;
+    /* On a loaded machine the child may be killed before it wrote anything:
+     * run it again, longer, until the WAL has something to corrupt. */
+    for (int ms = 60 + rand() % 60, tries = 0; size == 0 && tries < 6;
+         ms *= 2, tries++) {
+      if (dir) {
+        tmpdir_rm(dir);
+        free(acks);
+        acks = NULL;
+        cap = 0;
+      }
+      dir = tmpdir_new();
+      nack = run_and_kill(dir, 0, 2, 600000, ms, &acks, 0, &cap);
+      size = last_segment(dir, seg, sizeof seg);
+    }
+    qsort(acks, nack, sizeof *acks, cmp_ack);
     cr_assert_gt(size, 0, "the WAL holds nothing to corrupt");
     int fd = open(seg, O_RDWR);
     cr_assert_geq(fd, 0);

@@ -241,8 +241,10 @@ Test(nats, server_down_is_eunavail_within_a_bound) {
   lmq_bbatch bb;
   cr_assert_eq(be->ops->consume(s, &bb, 8, 100), LMQ_EUNAVAIL);
   /* Each call waits up to 2 s for the client to reconnect (in a cluster it
-   * moves to another server in that time): three calls, plus slack. */
-  cr_assert_lt(mono_ms() - t0, 10000);
+   * moves to another server in that time): three calls, ~6-8 s on an idle
+   * machine; the bound has room for a loaded one (14 s seen at load 9) and
+   * still tells a bounded wait from a hang. */
+  cr_assert_lt(mono_ms() - t0, 20000);
   be->ops->unsubscribe(s);
   be->ops->close(be);
   be = NULL;
