@@ -620,6 +620,56 @@ typedef struct lmq_channel_info {
 LMQ_API int lmq_channel_info_get(lmq_channel_info *out, lmq_env *env,
                                  const char *channel);
 
+/*
+ * A group's position, in a struct that can grow (as lmq_channel_info): set
+ * out->size = sizeof *out (LMQ_GROUP_INFO_INIT); fields past the size the
+ * caller knows are not written. cursor, committed and lag are those of
+ * lmq_group_stats_get(), whose struct keeps its layout: new fields come here.
+ * Errors: LMQ_EINVAL (NULL, size too small, bad name), LMQ_ENOCHANNEL,
+ * LMQ_ENOGROUP, LMQ_EIO, LMQ_ECLOSED. Thread-safe; never holds up producers.
+ */
+typedef struct lmq_group_info {
+  uint32_t size;     /* in: sizeof the caller's struct */
+  lmq_id cursor;     /* where the next consume starts (see lmq_group_stats) */
+  lmq_id committed;  /* persisted cursor */
+  uint64_t lag;      /* retained messages at or after cursor */
+  uint64_t uncommitted; /* 1 when the cursor moved since the last commit */
+} lmq_group_info;
+
+#define LMQ_GROUP_INFO_INIT { sizeof(lmq_group_info), 0, 0, 0, 0 }
+
+LMQ_API int lmq_group_info_get(lmq_group_info *out, lmq_env *env,
+                               const char *channel, const char *group);
+
+/*
+ * The env's figures, in a struct that can grow: set out->size = sizeof *out
+ * (LMQ_ENV_INFO_INIT); fields past the size the caller knows are not
+ * written. The fields of lmq_env_stats (whose layout stays as it is) come
+ * first, then what was added since.
+ * Errors: LMQ_EINVAL (NULL, size too small), LMQ_ECLOSED. Thread-safe.
+ */
+typedef struct lmq_env_info {
+  uint32_t size;             /* in: sizeof the caller's struct */
+  uint64_t wal_bytes;        /* as in lmq_env_stats */
+  uint64_t wal_segment;
+  uint64_t applied_segment;
+  uint64_t applied_offset;
+  uint64_t unapplied_bytes;
+  uint64_t fsyncs;
+  uint64_t commits;
+  uint64_t produced;
+  uint64_t map_size;
+  uint64_t map_used;
+  uint64_t channels;
+  uint64_t unapplied_memory; /* heap the unapplied records hold: what
+                                max_unapplied bounds (producers wait above) */
+  uint64_t max_unapplied;    /* the option in effect */
+} lmq_env_info;
+
+#define LMQ_ENV_INFO_INIT { sizeof(lmq_env_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+LMQ_API int lmq_env_info_get(lmq_env_info *out, lmq_env *env);
+
 /* lmq_env_copy() flags */
 #define LMQ_COPY_COMPACT 0x1u /* omit free pages, renumber (mdb_copy -c) */
 

@@ -1,0 +1,71 @@
+/* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
+/*
+ * info.c - group and env figures in structs that can grow (a size field,
+ * as lmq_channel_info and lmq_recovery_report): the fixed-layout stats
+ * structs stay as they are, new fields go here.
+ */
+#include "config.h"
+#include "engine/engine.h"
+#include "common/error.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Copy the first out->size bytes of in (whose size field is set) to out. */
+static void give(void *out, void *in, size_t full) {
+  uint32_t want;
+  memcpy(&want, out, sizeof want);
+  size_t n = want < full ? want : full;
+  memcpy(in, &(uint32_t){(uint32_t)n}, sizeof(uint32_t));
+  memcpy(out, in, n);
+}
+
+LMQ_API int lmq_group_info_get(lmq_group_info *out, lmq_env *env,
+                               const char *channel, const char *group) {
+  lmq__error_clear();
+  if (!out || out->size < offsetof(lmq_group_info, uncommitted))
+    return lmq__error(LMQ_EINVAL, "out is NULL or out->size is too small "
+                      "(use LMQ_GROUP_INFO_INIT)");
+  lmq_group_stats st;
+  int rc = lmq_group_stats_get(&st, env, channel, group);
+  if (rc)
+    return rc;
+  lmq_group_info in;
+  memset(&in, 0, sizeof in);
+  in.cursor = st.cursor;
+  in.committed = st.committed;
+  in.lag = st.lag;
+  in.uncommitted = st.cursor != st.committed;
+  give(out, &in, sizeof in);
+  return 0;
+}
+
+LMQ_API int lmq_env_info_get(lmq_env_info *out, lmq_env *env) {
+  lmq__error_clear();
+  if (!out || out->size < offsetof(lmq_env_info, unapplied_memory))
+    return lmq__error(LMQ_EINVAL, "out is NULL or out->size is too small "
+                      "(use LMQ_ENV_INFO_INIT)");
+  lmq_env_stats st;
+  int rc = lmq_env_stats_get(&st, env);
+  if (rc)
+    return rc;
+  lmq_env_info in;
+  memset(&in, 0, sizeof in);
+  in.wal_bytes = st.wal_bytes;
+  in.wal_segment = st.wal_segment;
+  in.applied_segment = st.applied_segment;
+  in.applied_offset = st.applied_offset;
+  in.unapplied_bytes = st.unapplied_bytes;
+  in.fsyncs = st.fsyncs;
+  in.commits = st.commits;
+  in.produced = st.produced;
+  in.map_size = st.map_size;
+  in.map_used = st.map_used;
+  in.channels = st.channels;
+  pthread_mutex_lock(&env->app_mu);
+  in.unapplied_memory = env->unapplied_mem;
+  pthread_mutex_unlock(&env->app_mu);
+  in.max_unapplied = env->opt.max_unapplied;
+  give(out, &in, sizeof in);
+  return 0;
+}
