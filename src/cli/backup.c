@@ -45,7 +45,9 @@ int cmd_backup(args *a) {
   if (rc)
     return cli_fail(dir, rc);
   double t0 = cli_now();
+  cli_busy_start("backup");
   rc = lmq_env_copy(env, dest, flags);
+  cli_busy_end();
   lmq_env_close(env);
   if (rc)
     return cli_fail(dest, rc);

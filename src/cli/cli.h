@@ -65,6 +65,11 @@ double cli_now(void);
  * not with -q); a final call with done = 1 ends the line. */
 void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_end(void);
+/* Around one long library call (verify, backup): a line with the elapsed
+ * time, once a second after the first, from a thread of its own (same
+ * rules as cli_progress). cli_busy_end() stops it and clears the line. */
+void cli_busy_start(const char *what);
+void cli_busy_end(void);
 
 /* Parse an unsigned decimal; 0 on success. */
 int cli_parse_u64(uint64_t *out, const char *s);

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,51 @@ void cli_progress_end(void) {
     fputs("\r\033[K", stderr);
   progress_shown = 0;
   progress_start = progress_last = 0;
+}
+
+static struct {
+  pthread_t t;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int on, stop;
+  const char *what;
+} busy = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *busy_main(void *arg) {
+  (void)arg;
+  double t0 = cli_now();
+  pthread_mutex_lock(&busy.mu);
+  while (!busy.stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&busy.cv, &busy.mu, &ts);
+    if (!busy.stop)
+      cli_progress("lmq: %s: %.0f s", busy.what, cli_now() - t0);
+  }
+  pthread_mutex_unlock(&busy.mu);
+  return NULL;
+}
+
+void cli_busy_start(const char *what) {
+  if (g_cli.quiet || !isatty(2) || busy.on)
+    return;
+  busy.what = what;
+  busy.stop = 0;
+  progress_start = cli_now(); /* the first line after one second */
+  busy.on = pthread_create(&busy.t, NULL, busy_main, NULL) == 0;
+}
+
+void cli_busy_end(void) {
+  if (!busy.on)
+    return;
+  pthread_mutex_lock(&busy.mu);
+  busy.stop = 1;
+  pthread_cond_signal(&busy.cv);
+  pthread_mutex_unlock(&busy.mu);
+  pthread_join(busy.t, NULL);
+  busy.on = 0;
+  cli_progress_end();
 }
 
 int cli_parse_u64(uint64_t *out, const char *s) {

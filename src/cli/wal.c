@@ -109,7 +109,9 @@ int cmd_verify(args *a) {
   if (!dir || a->i < a->argc)
     return cli_usage_error("usage: lmq verify DIR");
   lmq_verify_report r = LMQ_VERIFY_REPORT_INIT;
+  cli_busy_start("verify");
   int rc = lmq_verify(&r, dir);
+  cli_busy_end();
   if (rc && rc != LMQ_ECORRUPT)
     return cli_fail(dir, rc);
   if (g_cli.json) {
