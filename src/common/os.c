@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <time.h>
@@ -105,4 +107,44 @@ int lmq__sync_dir(const char *path) {
   int rc = fsync(fd) == 0 ? 0 : errno;
   close(fd);
   return rc;
+}
+
+int lmq__read_file(unsigned char **out, size_t *len, const char *path,
+                   const char *what, int enoent_notfound) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return lmq__error(errno == ENOENT && enoent_notfound ? LMQ_ENOTFOUND
+                                                         : lmq__errno_code(errno),
+                      "open %s%s: %s", what, path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return lmq__error(lmq__errno_code(e), "stat %s%s: %s", what, path, strerror(e));
+  }
+  size_t n = (size_t)st.st_size, got = 0;
+  unsigned char *buf = malloc(n ? n : 1);
+  if (!buf) {
+    close(fd);
+    return lmq__error(LMQ_ENOMEM, "out of memory reading %s", path);
+  }
+  while (got < n) {
+    ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      int e = errno;
+      free(buf);
+      close(fd);
+      return lmq__error(lmq__errno_code(e), "read %s%s: %s", what, path,
+                        strerror(e));
+    }
+    if (r == 0)
+      break; /* shrank meanwhile (recycled): what was read is all */
+    got += (size_t)r;
+  }
+  close(fd);
+  *out = buf;
+  *len = got;
+  return 0;
 }

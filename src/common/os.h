@@ -23,6 +23,13 @@ int lmq__event_new(void);
 void lmq__event_set(int fd);   /* make it readable */
 void lmq__event_clear(int fd); /* drain it */
 
+/* Read a whole file (a growing one: what is there now; one that shrank
+ * meanwhile: what was read) into *out (malloc'd, caller frees) and *len.
+ * A read error is an error, never an early end. Returns 0 or an LMQ error
+ * naming what and path; a missing file is LMQ_ENOTFOUND if enoent_notfound,
+ * else mapped like any errno. */
+int lmq__read_file(unsigned char **out, size_t *len, const char *path,
+                   const char *what, int enoent_notfound);
 /* Write all of buf at off; returns 0 or an errno value. */
 int lmq__pwrite_all(int fd, const void *buf, size_t len, off_t off);
 /* Flush file data to the device (fdatasync); 0 or errno. */

@@ -61,50 +61,10 @@ static int plan_add(plan *p, uint64_t seg, size_t from, size_t to) {
   return 0;
 }
 
-/* Read a whole file. A read error is an error, never an early end. */
-static int read_file(unsigned char **out, size_t *len, const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return lmq__error(lmq__errno_code(errno), "open WAL %s: %s", path,
-                      strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return lmq__error(lmq__errno_code(e), "stat WAL %s: %s", path, strerror(e));
-  }
-  size_t n = (size_t)st.st_size;
-  unsigned char *buf = malloc(n ? n : 1);
-  if (!buf) {
-    close(fd);
-    return lmq__error(LMQ_ENOMEM, "out of memory reading %s", path);
-  }
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      int e = errno;
-      free(buf);
-      close(fd);
-      return lmq__error(lmq__errno_code(e), "read WAL %s: %s", path,
-                        strerror(e));
-    }
-    if (r == 0)
-      break; /* the file shrank meanwhile: what is there is all */
-    got += (size_t)r;
-  }
-  close(fd);
-  *out = buf;
-  *len = got;
-  return 0;
-}
-
 static int read_seg(unsigned char **buf, size_t *len, lmq_env *env, uint64_t seg) {
   char path[PATH_MAX];
   lmq__wal_seg_path(path, sizeof path, env->waldir, seg);
-  return read_file(buf, len, path);
+  return lmq__read_file(buf, len, path, "WAL ", 0);
 }
 
 /* What follows a damaged spot at x: valid records of this segment found by

@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "engine/wal.h"
 #include "common/error.h"
+#include "common/os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,44 +24,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Read a whole segment file (it may be growing: what is there now). */
-static int slurp(unsigned char **out, size_t *len, const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return lmq__error(errno == ENOENT ? LMQ_ENOTFOUND : lmq__errno_code(errno),
-                      "open %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return lmq__error(lmq__errno_code(e), "stat %s: %s", path, strerror(e));
-  }
-  size_t n = (size_t)st.st_size, got = 0;
-  unsigned char *buf = malloc(n ? n : 1);
-  if (!buf) {
-    close(fd);
-    return lmq__error(LMQ_ENOMEM, "out of memory reading %s", path);
-  }
-  while (got < n) {
-    ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      int e = errno;
-      free(buf);
-      close(fd);
-      return lmq__error(lmq__errno_code(e), "read %s: %s", path, strerror(e));
-    }
-    if (r == 0)
-      break; /* shrank meanwhile (recycled): what we have is what there is */
-    got += (size_t)r;
-  }
-  close(fd);
-  *out = buf;
-  *len = got;
-  return 0;
-}
 
 typedef struct scan_ctx {
   uint64_t aseg, aoff; /* LMDB's applied position */
@@ -199,7 +162,7 @@ int lmq__wal_scan(const char *waldir, uint64_t aseg, uint64_t aoff,
     lmq__wal_seg_path(path, sizeof path, waldir, segs[k]);
     unsigned char *buf = NULL;
     size_t len = 0;
-    if ((rc = slurp(&buf, &len, path))) {
+    if ((rc = lmq__read_file(&buf, &len, path, "", 1))) {
       if (rc == LMQ_ENOTFOUND) { /* retired meanwhile by a live writer */
         lmq__error_clear();
         rc = 0;
