@@ -1,8 +1,8 @@
 /* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
- * info.c - group and env figures in structs that can grow (a size field,
- * as lmq_channel_info and lmq_recovery_report): the fixed-layout stats
- * structs stay as they are, new fields go here.
+ * info.c - channel, group and env figures in structs that can grow (a
+ * size field, as lmq_recovery_report): the fixed-layout stats structs stay
+ * as they are, new fields go here.
  */
 #include "config.h"
 #include "engine/engine.h"
@@ -18,6 +18,38 @@ static void give(void *out, void *in, size_t full) {
   size_t n = want < full ? want : full;
   memcpy(in, &(uint32_t){(uint32_t)n}, sizeof(uint32_t));
   memcpy(out, in, n);
+}
+
+LMQ_API int lmq_channel_info_get(lmq_channel_info *out, lmq_env *env,
+                                 const char *channel) {
+  lmq__error_clear();
+  if (!out || out->size < offsetof(lmq_channel_info, groups))
+    return lmq__error(LMQ_EINVAL, "out is NULL or out->size is too small "
+                      "(use LMQ_CHANNEL_INFO_INIT)");
+  LMQ__ENV_CHECK(env);
+  lmq_channel_stats st;
+  int rc = lmq_channel_stats_get(&st, env, channel);
+  if (rc)
+    return rc;
+  lmq_chan *ch;
+  if ((rc = lmq__chan_get(&ch, env, channel)))
+    return rc;
+  lmq_channel_info in;
+  memset(&in, 0, sizeof in);
+  in.messages = st.messages;
+  in.bytes = st.bytes;
+  in.first_id = st.first_id;
+  in.last_id = st.last_id;
+  in.created_ms = ch->created_ms;
+  pthread_mutex_lock(&ch->mu);
+  in.retention_age_ms = ch->ret_age_ms;
+  in.retention_bytes = ch->ret_bytes;
+  for (lmq_group *g = ch->groups; g; g = g->next)
+    in.groups += !g->dead;
+  pthread_mutex_unlock(&ch->mu);
+  lmq__chan_put(env, ch);
+  give(out, &in, sizeof in);
+  return 0;
 }
 
 LMQ_API int lmq_group_info_get(lmq_group_info *out, lmq_env *env,

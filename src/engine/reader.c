@@ -76,36 +76,3 @@ LMQ_API int lmq_read(lmq_msgs **out, lmq_env *env, const char *channel,
   return (int)(n > INT32_MAX ? INT32_MAX : n);
 }
 
-LMQ_API int lmq_channel_info_get(lmq_channel_info *out, lmq_env *env,
-                                 const char *channel) {
-  lmq__error_clear();
-  if (!out || out->size < offsetof(lmq_channel_info, groups))
-    return lmq__error(LMQ_EINVAL, "out is NULL or out->size is too small "
-                      "(use LMQ_CHANNEL_INFO_INIT)");
-  LMQ__ENV_CHECK(env);
-  lmq_channel_stats st;
-  int rc = lmq_channel_stats_get(&st, env, channel);
-  if (rc)
-    return rc;
-  lmq_chan *ch;
-  if ((rc = lmq__chan_get(&ch, env, channel)))
-    return rc;
-  lmq_channel_info in;
-  memset(&in, 0, sizeof in);
-  in.messages = st.messages;
-  in.bytes = st.bytes;
-  in.first_id = st.first_id;
-  in.last_id = st.last_id;
-  in.created_ms = ch->created_ms;
-  pthread_mutex_lock(&ch->mu);
-  in.retention_age_ms = ch->ret_age_ms;
-  in.retention_bytes = ch->ret_bytes;
-  for (lmq_group *g = ch->groups; g; g = g->next)
-    in.groups += !g->dead;
-  pthread_mutex_unlock(&ch->mu);
-  lmq__chan_put(env, ch);
-  size_t n = out->size < sizeof in ? out->size : sizeof in;
-  in.size = (uint32_t)n;
-  memcpy(out, &in, n);
-  return 0;
-}
