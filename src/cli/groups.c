@@ -119,14 +119,19 @@ static int take3(gargs *g, args *a, const char *usage) {
   return EXIT_OK;
 }
 
-static int group_info(args *a) {
-  gargs g;
-  int st = take3(&g, a, "group info DIR CHANNEL GROUP");
-  if (st)
-    return st;
+/* After take3: nothing else may follow (taken arguments are blanked). */
+static int no_more(args *a) {
   for (const char *w; (w = arg_next(a));)
     if (*w)
       return cli_usage_error("unexpected argument '%s'", w);
+  return EXIT_OK;
+}
+
+static int group_info(args *a) {
+  gargs g;
+  int st = take3(&g, a, "group info DIR CHANNEL GROUP");
+  if (st || (st = no_more(a)))
+    return st;
   lmq_env *env;
   if ((st = cli_open(&env, g.dir, OPEN_READ)))
     return st;
@@ -186,11 +191,8 @@ static int group_create(args *a) {
 static int group_rm(args *a) {
   gargs g;
   int st = take3(&g, a, "group rm DIR CHANNEL GROUP");
-  if (st)
+  if (st || (st = no_more(a)))
     return st;
-  for (const char *w; (w = arg_next(a));)
-    if (*w)
-      return cli_usage_error("unexpected argument '%s'", w);
   lmq_env *env;
   if ((st = cli_open(&env, g.dir, OPEN_WRITE)))
     return st;
