@@ -169,44 +169,63 @@ int nc_index(const nc_cluster *c, const char *name) {
   return -1;
 }
 
+/* A short-lived JetStream context on node i (500 ms timeouts, no
+ * reconnect): 0 when usable, 1 when the node does not answer, -1 when the
+ * options cannot even be made. node_close() in every case but -1. */
+typedef struct node_conn {
+  natsOptions *o;
+  natsConnection *nc;
+  jsCtx *js;
+} node_conn;
+
+static int node_open(node_conn *k, nc_cluster *c, int i) {
+  k->o = NULL;
+  k->nc = NULL;
+  k->js = NULL;
+  if (natsOptions_Create(&k->o) != NATS_OK)
+    return -1;
+  natsOptions_SetURL(k->o, c->node[i].url);
+  natsOptions_SetTimeout(k->o, 500);
+  natsOptions_SetAllowReconnect(k->o, false);
+  if (natsConnection_Connect(&k->nc, k->o) != NATS_OK)
+    return 1;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 500;
+  return natsConnection_JetStream(&k->js, k->nc, &jo) == NATS_OK ? 0 : 1;
+}
+
+static void node_close(node_conn *k) {
+  jsCtx_Destroy(k->js);
+  natsConnection_Destroy(k->nc);
+  natsOptions_Destroy(k->o);
+}
+
 /* The leader's name of a stream (durable NULL) or consumer, asked through
  * the first running node that answers; malloc'ed, or NULL. */
 static char *leader_of(nc_cluster *c, const char *stream, const char *durable) {
   for (int i = 0; i < NC_NODES; i++) {
     if (!c->node[i].pid)
       continue;
-    natsOptions *o = NULL;
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    char *name = NULL;
-    if (natsOptions_Create(&o) != NATS_OK)
+    node_conn k;
+    int r = node_open(&k, c, i);
+    if (r < 0)
       return NULL;
-    natsOptions_SetURL(o, c->node[i].url);
-    natsOptions_SetTimeout(o, 500);
-    natsOptions_SetAllowReconnect(o, false);
-    if (natsConnection_Connect(&nc, o) == NATS_OK) {
-      jsOptions jo;
-      jsOptions_Init(&jo);
-      jo.Wait = 500;
-      if (natsConnection_JetStream(&js, nc, &jo) == NATS_OK) {
-        if (durable) {
-          jsConsumerInfo *ci = NULL;
-          if (js_GetConsumerInfo(&ci, js, stream, durable, NULL, NULL) == NATS_OK &&
-              ci->Cluster && ci->Cluster->Leader)
-            name = strdup(ci->Cluster->Leader);
-          jsConsumerInfo_Destroy(ci);
-        } else {
-          jsStreamInfo *si = NULL;
-          if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK && si->Cluster &&
-              si->Cluster->Leader)
-            name = strdup(si->Cluster->Leader);
-          jsStreamInfo_Destroy(si);
-        }
-      }
+    char *name = NULL;
+    if (r == 0 && durable) {
+      jsConsumerInfo *ci = NULL;
+      if (js_GetConsumerInfo(&ci, k.js, stream, durable, NULL, NULL) == NATS_OK &&
+          ci->Cluster && ci->Cluster->Leader)
+        name = strdup(ci->Cluster->Leader);
+      jsConsumerInfo_Destroy(ci);
+    } else if (r == 0) {
+      jsStreamInfo *si = NULL;
+      if (js_GetStreamInfo(&si, k.js, stream, NULL, NULL) == NATS_OK && si->Cluster &&
+          si->Cluster->Leader)
+        name = strdup(si->Cluster->Leader);
+      jsStreamInfo_Destroy(si);
     }
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
+    node_close(&k);
     if (name)
       return name;
   }
@@ -237,26 +256,14 @@ static jsStreamInfo *info(nc_cluster *c, const char *stream) {
   for (int i = 0; i < NC_NODES; i++) {
     if (!c->node[i].pid)
       continue;
-    natsOptions *o = NULL;
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    jsStreamInfo *si = NULL;
-    if (natsOptions_Create(&o) != NATS_OK)
+    node_conn k;
+    int r = node_open(&k, c, i);
+    if (r < 0)
       return NULL;
-    natsOptions_SetURL(o, c->node[i].url);
-    natsOptions_SetTimeout(o, 500);
-    natsOptions_SetAllowReconnect(o, false);
-    if (natsConnection_Connect(&nc, o) == NATS_OK) {
-      jsOptions jo;
-      jsOptions_Init(&jo);
-      jo.Wait = 500;
-      if (natsConnection_JetStream(&js, nc, &jo) == NATS_OK &&
-          js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK)
-        si = NULL;
-    }
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
+    jsStreamInfo *si = NULL;
+    if (r == 0 && js_GetStreamInfo(&si, k.js, stream, NULL, NULL) != NATS_OK)
+      si = NULL;
+    node_close(&k);
     if (si)
       return si;
   }
