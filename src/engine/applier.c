@@ -26,6 +26,11 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
   if (rc)
     return lmq__mdb_code(rc, "apply");
   chunk *last = NULL;
+  /* One cursor per run of records of the same channel: with one message per
+   * record (single-message produce) opening a cursor per record was a large
+   * share of the apply. */
+  MDB_cursor *cur = NULL;
+  lmq_chan *cur_ch = NULL;
   for (chunk *c = list; c; c = c->next) {
     last = c;
     for (size_t i = 0; i < c->nrecs; i++) {
@@ -39,16 +44,20 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
        * skip them too, the channel being gone. */
       if (atomic_load(&ch->dropped))
         continue;
-      MDB_cursor *cur;
-      if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
-        goto fail;
+      if (ch != cur_ch) {
+        if (cur)
+          mdb_cursor_close(cur);
+        cur = NULL;
+        cur_ch = NULL;
+        if ((rc = mdb_cursor_open(txn, ch->dbi, &cur)))
+          goto fail;
+        cur_ch = ch;
+      }
       if (ch->apply_epoch != epoch) {
         /* First record of the channel in this transaction: ordinals go on
          * from the last key's (see key.h). */
-        if ((rc = lmq__key_next_ord(cur, &ch->apply_ord))) {
-          mdb_cursor_close(cur);
+        if ((rc = lmq__key_next_ord(cur, &ch->apply_ord)))
           goto fail;
-        }
         ch->apply_epoch = epoch;
         ch->apply_add = 0;
         ch->apply_written = 0;
@@ -59,16 +68,16 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
         uint32_t len = lmq__get32(p);
         lmq__key_make(kb, r->first_id + j, ch->apply_ord++);
         MDB_val k = {sizeof kb, kb}, v = {len, (void *)(p + 4)};
-        if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND))) {
-          mdb_cursor_close(cur);
+        if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND)))
           goto fail;
-        }
         p += 4 + len;
       }
-      mdb_cursor_close(cur);
       ch->apply_add += r->bytes;
     }
   }
+  if (cur)
+    mdb_cursor_close(cur);
+  cur = NULL;
   /* Persist the counters of every channel touched, once each. */
   for (chunk *c = list; c; c = c->next)
     for (size_t i = 0; i < c->nrecs; i++) {
@@ -111,6 +120,8 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
   pthread_mutex_unlock(&env->app_mu);
   return 0;
 fail:
+  if (cur)
+    mdb_cursor_close(cur);
   mdb_txn_abort(txn);
   for (chunk *c = list; c; c = c->next)
     for (size_t i = 0; i < c->nrecs; i++) {
@@ -236,7 +247,7 @@ void *lmq__applier_main(void *arg) {
     uint64_t interval = (uint64_t)env->opt.apply_interval_ms * 1000000u;
     int want_flush = env->flush_req > env->flush_done;
     int due = env->aq_head &&
-              (env->unapplied >= env->opt.apply_bytes || want_flush ||
+              (lmq__apply_due(env) || want_flush ||
                env->stop || now - env->aq_head->queued_ns >= interval);
     if (!due && !want_flush) {
       if (env->stop)

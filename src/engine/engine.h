@@ -273,6 +273,14 @@ int lmq__apply_flush(lmq_env *env, int ckpt);
 /* Wake the applier now: space may have been freed (a failing apply retries,
  * retention runs with new limits). */
 void lmq__applier_kick(lmq_env *env);
+/* An apply is due now: apply_bytes of records wait, or their memory is half
+ * of max_unapplied (small records hold more memory than bytes: waiting for
+ * apply_bytes of them made producers stall at the bound until the apply
+ * interval ran out). app_mu held. */
+static inline int lmq__apply_due(const lmq_env *env) {
+  return env->unapplied >= env->opt.apply_bytes ||
+         env->unapplied_mem >= env->opt.max_unapplied / 2;
+}
 /* Sync LMDB and retire the segments wholly before the applied position
  * (applier thread, or after it stopped). */
 int lmq__checkpoint(lmq_env *env);

@@ -255,7 +255,7 @@ out_unlock:
   env->unapplied += c->len;
   c->mem = lmq__chunk_mem(c);
   env->unapplied_mem += c->mem;
-  if (env->unapplied >= env->opt.apply_bytes)
+  if (lmq__apply_due(env))
     pthread_cond_signal(&env->app_cond);
   pthread_mutex_unlock(&env->app_mu);
   return 0;
