@@ -541,7 +541,7 @@ int lmq__chan_reserve(lmq_chan *ch, size_t n) {
   pthread_mutex_lock(&ch->mu);
   size_t need = ch->tlen - ch->thead + ch->treserved + n;
   if (need > ch->tcap) {
-    size_t ncap = ch->tcap ? ch->tcap : 256;
+    size_t ncap = ch->tcap ? ch->tcap : 16;
     while (ncap < need)
       ncap *= 2;
     tail_ent *nt = realloc(ch->tail, ncap * sizeof *nt);
@@ -594,8 +594,16 @@ void lmq__chan_trim(lmq_chan *ch, lmq_id upto) {
     ch->tbytes -= ch->tail[ch->thead].len;
     ch->thead++;
   }
-  if (ch->thead == ch->tlen)
+  if (ch->thead == ch->tlen) {
     ch->thead = ch->tlen = 0;
+    /* An idle channel holds no tail: with thousands of channels the
+     * arrays a burst grew added up to megabytes nobody used. */
+    if (!ch->treserved && ch->tcap) {
+      free(ch->tail);
+      ch->tail = NULL;
+      ch->tcap = 0;
+    }
+  }
   ch->trim_gen++;
   pthread_mutex_unlock(&ch->mu);
 }
