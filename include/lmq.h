@@ -118,9 +118,9 @@ enum lmq_sync {
   LMQ_SYNC_NONE = 3      /* after write(); the OS decides when to sync */
 };
 
-/* Version 2 added `flags`; a version-1 struct (without it) is still
- * accepted. */
-#define LMQ_ENV_OPTIONS_VERSION 2
+/* Version 2 added `flags`, version 3 `memory_limit`; structs of versions
+ * 1 and 2 (without them) are still accepted. */
+#define LMQ_ENV_OPTIONS_VERSION 3
 
 /* lmq_env_options.flags */
 /* Open even if the WAL is corrupt in the middle (valid, acknowledged records
@@ -149,12 +149,36 @@ typedef struct lmq_env_options {
   uint64_t retention_bytes;   /* default channel retention by size; 0 = none */
   const char *meta_uri;       /* NULL or "" = embedded; "etcd://..." */
   unsigned flags;             /* LMQ_OPEN_*; default 0 (since version 2) */
+  uint64_t memory_limit;      /* one ceiling on the memory the env allocates
+                                 for messages; 0 = none (the defaults
+                                 above bound it); see below (version 3) */
 } lmq_env_options;
 
 #define LMQ_ENV_OPTIONS_INIT                                                   \
   { LMQ_ENV_OPTIONS_VERSION, LMQ_SYNC_ALWAYS, 100, (uint64_t)1 << 30, 1024,    \
     4u << 20, (uint64_t)16 << 20, 50, (uint64_t)4 << 20,                       \
-    (uint64_t)16 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0 }
+    (uint64_t)16 << 20, (uint64_t)32 << 20, 0, 0, 0, NULL, 0, 0 }
+
+/*
+ * memory_limit: a hard ceiling, L bytes, on the memory the env allocates for
+ * messages, shared out as: records waiting for the applier (max_unapplied
+ * is lowered to L/4), the WAL chunk being filled and the one being written
+ * (L/16 each), one LMDB apply or retention transaction (apply_bytes is
+ * lowered to L/16; LMDB keeps about twice that in dirty pages) and every
+ * consume result not yet freed, the streams' read buffers included (L/8
+ * together). Reaching a share never fails a call and never drops a message:
+ * producers wait for the applier, and a consume returns fewer messages (at
+ * least one) until earlier results are freed. Each share may be exceeded by
+ * one message, so L must be at least 1 MiB and at least 16 x
+ * max_message_size (LMQ_EINVAL otherwise; lower max_message_size for a
+ * small L): the shares add up to 5/8 of L, the four one-message excesses
+ * to at most 1/4, and the rest is left to the allocator's overhead (under a
+ * limit, the heap the applied records leave free is given back as the load
+ * goes on). Not counted: the mapped LMDB file (shared page cache, not
+ * private memory), about 1.2 KiB per channel and group, and what the
+ * application holds (its own buffers; a TtMsgStream pack holds every
+ * message between two ticks until the application frees it).
+ */
 
 /*
  * Open (creating if needed) the data directory dir. opts may be NULL for the
@@ -663,10 +687,14 @@ typedef struct lmq_env_info {
   uint64_t channels;
   uint64_t unapplied_memory; /* heap the unapplied records hold: what
                                 max_unapplied bounds (producers wait above) */
-  uint64_t max_unapplied;    /* the option in effect */
+  uint64_t max_unapplied;    /* the option in effect (memory_limit may
+                                have lowered it) */
+  uint64_t memory_limit;     /* the option; 0 = none */
+  uint64_t read_memory;      /* consume results not yet freed, under a
+                                memory_limit (its read share bounds it) */
 } lmq_env_info;
 
-#define LMQ_ENV_INFO_INIT { sizeof(lmq_env_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define LMQ_ENV_INFO_INIT { sizeof(lmq_env_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 LMQ_API int lmq_env_info_get(lmq_env_info *out, lmq_env *env);
 

@@ -382,6 +382,9 @@ LMQ_API void lmq_stream_factory_destroy(lmq_stream_factory *f);
  *                      the first stream is created, unless an env was given
  *                      with lmq_stream_factory_set_env()
  *   "engine.sync"      "always" | "interval" | "none" for that env
+ *   "engine.memory_limit"  bytes (0 = none, else >= 1048576): that env's
+ *                      memory_limit (lmq.h); its max_message_size becomes
+ *                      at most 1/16 of it. Backend "engine" only.
  *   "nats.url"         server(s) of backend "nats", comma-separated for a
  *                      cluster (default "nats://127.0.0.1:4222"); its open
  *                      fails with LMQ_EUNAVAIL when no JetStream server

@@ -308,6 +308,10 @@ Test(stream, factory_rejects_unknown_parameters) {
   cr_assert_eq(lmq_stream_factory_set(f, "receive_buffer", "0"), LMQ_EINVAL);
   cr_assert_eq(lmq_stream_factory_set(f, "receive_buffer", "12x"), LMQ_EINVAL);
   cr_assert_eq(lmq_stream_factory_set(f, "receive_buffer", "16"), 0);
+  cr_assert_eq(lmq_stream_factory_set(f, "engine.memory_limit", "1000"), LMQ_EINVAL);
+  cr_assert_eq(lmq_stream_factory_set(f, "engine.memory_limit", "-1"), LMQ_EINVAL);
+  cr_assert_eq(lmq_stream_factory_set(f, "engine.memory_limit", "16M"), LMQ_EINVAL);
+  cr_assert_eq(lmq_stream_factory_set(f, "engine.memory_limit", "16777216"), 0);
   cr_assert_eq(lmq_stream_factory_set(f, "dispatcher", "json"), LMQ_EINVAL);
   lmq_msgstream *s = NULL;
   cr_assert_eq(lmq_msgstream_create(&s, f), LMQ_EINVAL); /* no dir, no env */
@@ -321,6 +325,8 @@ Test(stream, small_receive_buffer_still_delivers_everything_in_order) {
   char *d = tmpdir_new();
   f = su_factory(d);
   cr_assert_eq(lmq_stream_factory_set(f, "receive_buffer", "3"), 0);
+  /* A memory_limit changes nothing a stream delivers. */
+  cr_assert_eq(lmq_stream_factory_set(f, "engine.memory_limit", "4194304"), 0);
   lmq_msgstream *p = NULL, *c = NULL;
   const char *ch[1] = {"rb"};
   cr_assert_eq(lmq_msgstream_create(&p, f), 0);

@@ -300,6 +300,7 @@ void *lmq__applier_main(void *arg) {
           c = next;
         }
         env->ckpt_bytes += bytes;
+        lmq__mem_applied(env, mem);
       }
     }
     /* Checkpoints run only here, so segments are retired by one thread. A

@@ -23,6 +23,8 @@ struct lmq_msgs {
   lmq_msg *v;
   unsigned char *arena;
   size_t alen, acap;
+  lmq__memacct *acct; /* memory_limit's account it is charged to, or NULL */
+  uint64_t charged;
 };
 
 
@@ -35,6 +37,7 @@ struct lmq_msgs {
  * A pthread key's destructor frees the cached one when the thread exits.
  */
 #define MSGS_CACHE_MAX ((size_t)4 << 20)
+#define MSGS_CACHE_LIMITED ((size_t)64 << 10)
 static pthread_key_t msgs_key;
 static pthread_once_t msgs_once = PTHREAD_ONCE_INIT;
 
@@ -90,7 +93,11 @@ static int res_add(lmq_msgs *r, lmq_id id, const void *data, size_t len) {
   return 0;
 }
 
-static void res_finish(lmq_msgs *r) {
+static void res_finish(lmq_env *env, lmq_msgs *r) {
+  if (env->acct) {
+    r->charged = r->acap + r->cap * sizeof *r->v;
+    r->acct = lmq__memacct_charge(env->acct, r->charged);
+  }
   /* Only empty payloads leave the arena unallocated (NULL + 0 is undefined
    * behaviour, found by the wal_recover fuzz target under UBSan). */
   static const unsigned char empty[1];
@@ -98,11 +105,21 @@ static void res_finish(lmq_msgs *r) {
     r->v[i].data = r->arena ? r->arena + (uintptr_t)r->v[i].data : empty;
 }
 
+/* Whether a message of len bytes still fits a result limited to room bytes
+ * of payload (memory_limit): the first message always does. */
+static int res_fits(const lmq_msgs *r, size_t len, size_t room) {
+  return r->n == 0 || (r->alen + len <= room && r->alen + len >= r->alen);
+}
+
 /* Copy tail entries with id >= from (caller holds ch->mu). */
-static int copy_tail(lmq_chan *ch, lmq_id from, size_t max, lmq_msgs *r) {
-  for (size_t i = lmq__chan_tail_find(ch, from); i < ch->tlen && max; i++, max--)
+static int copy_tail(lmq_chan *ch, lmq_id from, size_t max, size_t room,
+                     lmq_msgs *r) {
+  for (size_t i = lmq__chan_tail_find(ch, from); i < ch->tlen && max; i++, max--) {
+    if (!res_fits(r, ch->tail[i].len, room))
+      break;
     if (res_add(r, ch->tail[i].id, ch->tail[i].data, ch->tail[i].len))
       return LMQ_ENOMEM;
+  }
   return 0;
 }
 
@@ -113,7 +130,12 @@ static int copy_tail(lmq_chan *ch, lmq_id from, size_t max, lmq_msgs *r) {
 static int read_msgs(lmq_env *env, lmq_chan *ch, lmq_id from, size_t max,
                      lmq_msgs *r, lmq_id *seen_last) {
   int rc;
+  /* Under a memory_limit a result holds at most what the read share has
+   * left (at least one message): reads get smaller, they never fail. */
+  size_t room = lmq__mem_read_allowance(env);
+  int full = 0;
 retry:
+  full = 0;
   r->n = 0;
   r->alen = 0;
   pthread_mutex_lock(&ch->mu);
@@ -122,7 +144,7 @@ retry:
     return lmq__error(LMQ_ENOCHANNEL, "channel '%s' was destroyed", ch->name);
   }
   if (ch->tlen > ch->thead && ch->tail[ch->thead].id <= from) {
-    rc = copy_tail(ch, from, max, r);
+    rc = copy_tail(ch, from, max, room, r);
     *seen_last = ch->last_id;
     pthread_mutex_unlock(&ch->mu);
     return rc ? lmq__error(rc, "out of memory") : 0;
@@ -149,6 +171,10 @@ retry:
       mrc = MDB_CORRUPTED;
       break;
     }
+    if (!res_fits(r, v.mv_size, room)) {
+      full = 1;
+      break;
+    }
     if (res_add(r, lmq__get64be(k.mv_data), v.mv_data, v.mv_size)) {
       mdb_cursor_close(cur);
       mdb_txn_abort(txn);
@@ -161,13 +187,13 @@ retry:
   if (mrc && mrc != MDB_NOTFOUND)
     return lmq__mdb_code(mrc, "consume");
   pthread_mutex_lock(&ch->mu);
-  if (r->n < max) {
+  if (r->n < max && !full) {
     if (gen != ch->trim_gen) {
       pthread_mutex_unlock(&ch->mu);
       goto retry;
     }
     lmq_id after = r->n ? r->v[r->n - 1].id + 1 : from;
-    if ((rc = copy_tail(ch, after, max - r->n, r))) {
+    if ((rc = copy_tail(ch, after, max - r->n, room, r))) {
       pthread_mutex_unlock(&ch->mu);
       return lmq__error(rc, "out of memory");
     }
@@ -264,7 +290,7 @@ int lmq__consume_g(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_group *g,
     lmq_msgs_free(r);
     return rc;
   }
-  res_finish(r);
+  res_finish(env, r);
   *out = r;
   return (int)(r->n > INT32_MAX ? INT32_MAX : r->n);
 }
@@ -278,8 +304,13 @@ LMQ_API const lmq_msg *lmq_msgs_at(const lmq_msgs *msgs, size_t i) {
 LMQ_API void lmq_msgs_free(lmq_msgs *msgs) {
   if (!msgs)
     return;
+  /* Under a memory_limit only a small result is kept for reuse. */
+  size_t keep = msgs->acct ? MSGS_CACHE_LIMITED : MSGS_CACHE_MAX;
+  lmq__memacct_discharge(msgs->acct, msgs->charged);
+  msgs->acct = NULL;
+  msgs->charged = 0;
   pthread_once(&msgs_once, msgs_key_init);
-  if (msgs->acap <= MSGS_CACHE_MAX && !pthread_getspecific(msgs_key) &&
+  if (msgs->acap <= keep && !pthread_getspecific(msgs_key) &&
       pthread_setspecific(msgs_key, msgs) == 0)
     return;
   msgs_release(msgs);
@@ -330,7 +361,7 @@ int lmq__read_into(lmq_msgs **out, lmq_env *env, lmq_chan *ch, lmq_id from,
     lmq_msgs_free(r);
     return rc;
   }
-  res_finish(r);
+  res_finish(env, r);
   *out = r;
   return 0;
 }

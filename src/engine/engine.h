@@ -160,6 +160,12 @@ struct lmq_env {
   int lingering;
   size_t linger_target;
 
+  /* memory_limit's shares (memlimit.c) */
+  size_t chunk_cap;         /* a pending WAL chunk is handed over this full */
+  uint64_t read_cap;        /* consume results not yet freed; 0 = no limit */
+  struct lmq__memacct *acct; /* what they hold (NULL without a limit) */
+  uint64_t trim_pending, last_trim_ns; /* applier thread only */
+
   /* recycled chunk buffers */
   pthread_mutex_t free_mu;
   chunk *free_chunks;
@@ -277,6 +283,19 @@ void lmq__applier_kick(lmq_env *env);
  * of max_unapplied (small records hold more memory than bytes: waiting for
  * apply_bytes of them made producers stall at the bound until the apply
  * interval ran out). app_mu held. */
+/* memlimit.c: memory_limit shared out (after the options are checked), the
+ * room left for consume results, and the account results are charged to
+ * (reference-counted: a result may outlive its env). */
+typedef struct lmq__memacct lmq__memacct;
+int lmq__mem_setup(lmq_env *env);
+void lmq__mem_teardown(lmq_env *env);
+size_t lmq__mem_read_allowance(const lmq_env *env);
+uint64_t lmq__mem_read_used(const lmq_env *env);
+void lmq__mem_applied(lmq_env *env, uint64_t mem); /* applier thread */
+lmq__memacct *lmq__memacct_charge(lmq__memacct *a, uint64_t bytes);
+void lmq__memacct_discharge(lmq__memacct *a, uint64_t bytes);
+void lmq__memacct_unref(lmq__memacct *a);
+
 static inline int lmq__apply_due(const lmq_env *env) {
   return env->unapplied >= env->opt.apply_bytes ||
          env->unapplied_mem >= env->opt.max_unapplied / 2;

@@ -126,7 +126,7 @@ int lmq__mdb_durable(lmq_env *env, const char *what) {
 /* --------------------------------------------------------------------- */
 /* Open / close                                                          */
 
-/* Copy the caller's options (version 1 or 2) into *o. */
+/* Copy the caller's options (version 1, 2 or 3) into *o. */
 static int take_options(lmq_env_options *o, const lmq_env_options *in) {
   lmq_env_options def = LMQ_ENV_OPTIONS_INIT;
   *o = def;
@@ -134,6 +134,8 @@ static int take_options(lmq_env_options *o, const lmq_env_options *in) {
     return 0;
   if (in->version == 1)
     memcpy(o, in, offsetof(lmq_env_options, flags)); /* v1 ends before flags */
+  else if (in->version == 2) /* v2 ends before memory_limit */
+    memcpy(o, in, offsetof(lmq_env_options, memory_limit));
   else if (in->version == LMQ_ENV_OPTIONS_VERSION)
     *o = *in;
   else
@@ -183,6 +185,7 @@ static void env_free(lmq_env *env) {
   if (env->next_chunk)
     lmq__chunk_unref(env, env->next_chunk);
   lmq__chunk_free_all(env);
+  lmq__mem_teardown(env);
   lmq__unlock_dir(env->lockfd);
   pthread_mutex_destroy(&env->reg_mu);
   pthread_mutex_destroy(&env->ddl_mu);
@@ -366,6 +369,10 @@ LMQ_API int lmq_env_open(lmq_env **out, const char *dir,
   lmq_env *env = env_alloc(dir, &o);
   if (!env)
     return lmq__error(LMQ_ENOMEM, "out of memory");
+  if ((rc = lmq__mem_setup(env))) {
+    env_free(env);
+    return rc;
+  }
   const char *uri = opts ? opts->meta_uri : NULL;
   char *rec = NULL;
   if ((rc = lmq__envdir_prepare(env)) || (rc = open_lmdb(env)))

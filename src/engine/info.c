@@ -98,6 +98,8 @@ LMQ_API int lmq_env_info_get(lmq_env_info *out, lmq_env *env) {
   in.unapplied_memory = env->unapplied_mem;
   pthread_mutex_unlock(&env->app_mu);
   in.max_unapplied = env->opt.max_unapplied;
+  in.memory_limit = env->opt.memory_limit;
+  in.read_memory = lmq__mem_read_used(env);
   give(out, &in, sizeof in);
   return 0;
 }

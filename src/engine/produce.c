@@ -25,8 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A chunk is handed to the leader once this full (a soft cap). */
-#define CHUNK_SOFT_CAP ((size_t)4 << 20)
 /* Room reserved at the start of every chunk for a MARK record. */
 #define CHUNK_HDR LMQ_WAL_CTL_SIZE
 
@@ -97,7 +95,12 @@ void lmq__chunk_unref(lmq_env *env, chunk *c) {
   if (atomic_fetch_sub(&c->refs, 1) != 1)
     return;
   pthread_mutex_lock(&env->free_mu);
-  if (env->nfree < FREE_CHUNKS_MAX && c->cap <= FREE_CHUNK_CAP_MAX) {
+  /* Under a memory_limit the idle buffers kept add up to at most one
+   * chunk_cap (see memlimit.c). */
+  size_t keep = env->chunk_cap / FREE_CHUNKS_MAX;
+  if (keep > FREE_CHUNK_CAP_MAX)
+    keep = FREE_CHUNK_CAP_MAX;
+  if (env->nfree < FREE_CHUNKS_MAX && c->cap <= keep) {
     c->next = env->free_chunks;
     env->free_chunks = c;
     env->nfree++;
@@ -425,7 +428,7 @@ static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
 
   pthread_mutex_lock(&env->wal_mu);
   /* Do not grow a chunk without bound while a leader is writing. */
-  while (env->pending->nrecs > 0 && env->pending->len + size > CHUNK_SOFT_CAP &&
+  while (env->pending->nrecs > 0 && env->pending->len + size > env->chunk_cap &&
          env->flushing && !env->lingering)
     pthread_cond_wait(&env->wal_cond, &env->wal_mu);
   if (atomic_load(&ch->dead)) {

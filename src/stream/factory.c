@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct lmq_stream_factory {
   int nats_replicas;
   char *meta_uri; /* the channel service's store; NULL: see lmq__factory_meta */
   int sync;
+  uint64_t memlimit; /* engine.memory_limit; 0 = none */
   int mem;
   size_t rbuf;
   lmq_env *env;          /* borrowed */
@@ -146,6 +148,17 @@ static int set_locked(lmq_stream_factory *f, const char *key,
                         value);
     return 0;
   }
+  if (!strcmp(key, "engine.memory_limit")) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (!*value || *end || errno || value[0] == '-' ||
+        (v && v < ((unsigned long long)1 << 20)))
+      return lmq__error(LMQ_EINVAL, "engine.memory_limit '%.32s': expected 0 "
+                        "or bytes >= 1048576", value);
+    f->memlimit = v;
+    return 0;
+  }
   if (!strcmp(key, "dispatcher")) {
     if (!strcmp(value, "proto"))
       f->mem = 0;
@@ -167,7 +180,8 @@ static int set_locked(lmq_stream_factory *f, const char *key,
   }
   return lmq__error(LMQ_EINVAL,
                     "unknown stream parameter '%.64s' (known: backend, "
-                    "engine.dir, engine.sync, nats.url, nats.replicas, meta.uri, "
+                    "engine.dir, engine.sync, engine.memory_limit, nats.url, "
+                    "nats.replicas, meta.uri, "
                     "dispatcher, "
                     "receive_buffer)",
                     key);
@@ -264,6 +278,10 @@ static int ctx_open(lmq_stream_ctx **out, lmq_stream_factory *f) {
     lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
     if (f->sync != LMQ_SYNC_DEFAULT)
       o.sync = f->sync;
+    /* The limit needs messages of at most 1/16 of it (lmq.h). */
+    o.memory_limit = f->memlimit;
+    if (f->memlimit && o.max_message_size > f->memlimit / 16)
+      o.max_message_size = (uint32_t)(f->memlimit / 16);
     if ((rc = lmq_env_open(&env, f->dir, &o)))
       goto fail;
     own = 1;
