@@ -170,10 +170,18 @@ static void lchk(int rc, const char *what) {
   }
 }
 
+/* Set by the memory-ceiling row (in its child) before it opens: lmq's
+ * memory_limit; RocksDB runs with its defaults beside it. */
+static uint64_t l_memory_limit;
+
 static void *l_open(const char *dir, int sync) {
   lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
   o.sync = sync;
   o.map_size = (uint64_t)8 << 30;
+  if (l_memory_limit) {
+    o.memory_limit = l_memory_limit;
+    o.max_message_size = (uint32_t)(l_memory_limit / 16);
+  }
   lmq_env *env;
   lchk(lmq_env_open(&env, dir, &o), "lmq open");
   return env;
@@ -265,6 +273,7 @@ typedef struct result {
   uint64_t wbytes;  /* device bytes written, open to close */
   uint64_t payload; /* payload bytes produced (0: not a produce figure) */
   uint64_t dir;     /* data directory bytes after close */
+  double anon_mb;   /* peak private memory (RssAnon), sampled every 10 ms */
   double rss_mb, cpu_s; /* filled in by the parent */
 } result;
 
@@ -451,6 +460,8 @@ typedef struct pargs {
   int sync;
   int per;     /* messages per call (0: 1) */
   int handles; /* produce through a channel handle when the backend has them */
+  int nch;     /* channels c0..c<nch-1> in turn (0: the one channel "c") */
+  int id;
 } pargs;
 
 static void *single_producer(void *arg) {
@@ -462,8 +473,12 @@ static void *single_producer(void *arg) {
   for (int i = 0; i < per; i++)
     b[i] = (lmq_buf){payload, sizeof payload};
   void *ch = a->handles && a->bk->chan_open ? a->bk->chan_open(a->h, "c") : NULL;
-  while (!atomic_load(a->stop)) {
-    if (ch)
+  char name[16];
+  for (unsigned i = (unsigned)a->id * 7; !atomic_load(a->stop); i++) {
+    if (a->nch) {
+      snprintf(name, sizeof name, "c%u", i % (unsigned)a->nch);
+      a->bk->produce(a->h, name, b, (size_t)per, a->sync);
+    } else if (ch)
       a->bk->chan_produce(ch, b, (size_t)per, a->sync);
     else
       a->bk->produce(a->h, "c", b, (size_t)per, a->sync);
@@ -476,37 +491,54 @@ static void *single_producer(void *arg) {
 }
 
 static void run_producers(const backend *bk, const mdef *m, result *r, int sync,
-                          int per, int handles);
+                          int per, int handles, int nch);
 
 /* m->a threads, m->b sync policy, one 100-byte message per call. */
 static void m_single(const backend *bk, const mdef *m, result *r) {
-  run_producers(bk, m, r, m->b, 1, 0);
+  run_producers(bk, m, r, m->b, 1, 0, 0);
 }
 
 /* The same through channel handles (lmq_channel_produce). */
 static void m_single_handle(const backend *bk, const mdef *m, result *r) {
-  run_producers(bk, m, r, m->b, 1, 1);
+  run_producers(bk, m, r, m->b, 1, 1, 0);
 }
 
 /* m->a threads, each sending batches of m->b 100-byte messages, ALWAYS:
  * group commit across batches. */
 static void m_multi_batch(const backend *bk, const mdef *m, result *r) {
-  run_producers(bk, m, r, LMQ_SYNC_ALWAYS, m->b, 1);
+  run_producers(bk, m, r, LMQ_SYNC_ALWAYS, m->b, 1, 0);
+}
+
+/* The memory ceiling: m->a threads producing single 100-byte messages with
+ * sync NONE over m->b channels as fast as they can (faster than lmq's
+ * applier), lmq under a 16 MiB memory_limit. The figure to read is the
+ * private memory column. */
+static void m_ceiling(const backend *bk, const mdef *m, result *r) {
+  l_memory_limit = (uint64_t)16 << 20;
+  run_producers(bk, m, r, LMQ_SYNC_NONE, 1, 0, m->b);
 }
 
 static void run_producers(const backend *bk, const mdef *m, result *r, int sync,
-                          int per, int handles) {
+                          int per, int handles, int nch) {
   char *d = fresh_dir();
   uint64_t w0 = io_write_bytes();
   void *h = bk->open(d, sync);
-  bk->create(h, "c");
+  if (nch) {
+    char name[16];
+    for (int i = 0; i < nch; i++) {
+      snprintf(name, sizeof name, "c%d", i);
+      bk->create(h, name);
+    }
+  } else {
+    bk->create(h, "c");
+  }
   atomic_int stop = 0;
   pthread_t th[64];
   pargs a[64];
   int threads = m->a;
   double t0 = now_s();
   for (int i = 0; i < threads; i++) {
-    a[i] = (pargs){bk, h, &stop, 0, sync, per, handles};
+    a[i] = (pargs){bk, h, &stop, 0, sync, per, handles, nch, i};
     pthread_create(&th[i], NULL, single_producer, &a[i]);
   }
   struct timespec ts = {(time_t)secs, (long)((secs - (double)(long)secs) * 1e9)};
@@ -797,6 +829,38 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Private memory: RssAnon (peak RSS also counts the mapped LMDB file and
+ * RocksDB's, which are page cache the kernel can drop). */
+static double anon_mb_now(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return 0;
+  char line[256];
+  unsigned long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "RssAnon: %lu kB", &kb) == 1)
+      break;
+  fclose(f);
+  return (double)kb / 1024;
+}
+
+typedef struct sampler {
+  atomic_int stop;
+  double peak;
+} sampler;
+
+static void *anon_sampler(void *arg) {
+  sampler *s = arg;
+  while (!atomic_load(&s->stop)) {
+    double v = anon_mb_now();
+    if (v > s->peak)
+      s->peak = v;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
 /* Run one measurement in a child; the parent adds rusage. */
 static result run_child(const backend *bk, const mdef *m) {
   int p[2];
@@ -810,7 +874,16 @@ static result run_child(const backend *bk, const mdef *m) {
     close(p[0]);
     result r;
     memset(&r, 0, sizeof r);
+    sampler smp = {0, 0};
+    pthread_t st;
+    int sampling = pthread_create(&st, NULL, anon_sampler, &smp) == 0;
     m->fn(bk, m, &r);
+    if (sampling) {
+      atomic_store(&smp.stop, 1);
+      pthread_join(st, NULL);
+    }
+    double last = anon_mb_now();
+    r.anon_mb = smp.peak > last ? smp.peak : last;
     if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r)
       _exit(3);
     _exit(0);
@@ -844,17 +917,18 @@ static stat3 summarize(double *v, int n) {
 /* The summary of one measurement on one backend. */
 typedef struct summary {
   stat3 v[3];
-  double rss_mb, cpu_s, wamp, dir_mb; /* medians */
+  double rss_mb, cpu_s, wamp, dir_mb, anon_mb; /* medians */
   int have;
 } summary;
 
 static summary measure(const backend *bk, const mdef *m) {
-  double v[3][99], rss[99], cpu[99], wa[99], dir[99];
+  double v[3][99], rss[99], cpu[99], wa[99], dir[99], anon[99];
   for (int i = 0; i < runs; i++) {
     result r = run_child(bk, m);
     for (int j = 0; j < m->nv; j++)
       v[j][i] = r.v[j];
     rss[i] = r.rss_mb;
+    anon[i] = r.anon_mb;
     cpu[i] = r.cpu_s;
     wa[i] = r.payload ? (double)r.wbytes / (double)r.payload : NAN;
     dir[i] = (double)r.dir / 1e6;
@@ -864,6 +938,7 @@ static summary measure(const backend *bk, const mdef *m) {
   for (int j = 0; j < m->nv; j++)
     s.v[j] = summarize(v[j], runs);
   s.rss_mb = summarize(rss, runs).med;
+  s.anon_mb = summarize(anon, runs).med;
   s.cpu_s = summarize(cpu, runs).med;
   s.wamp = summarize(wa, runs).med;
   s.dir_mb = summarize(dir, runs).med;
@@ -897,6 +972,7 @@ static const mdef measures[] = {
     {"consume_cold_100B", "msg/s", "seqr", m_consume, 1, 0, 1, {""}},
     {"latency_open_loop_always", "us", "fsync_lat", m_latency, 0, 0, 3,
      {"p50", "p99", "p99.9"}},
+    {"ceiling_100B_256ch_2threads_none", "msg/s", "cpu", m_ceiling, 2, 256, 1, {""}},
 #ifdef BENCH_WITH_STREAM
     {"ttstream_16ch_none", "msg/s", "cpu", m_ttstream, 16, 1, 1, {""}},
     {"ttstream_16ch_10row_none", "msg/s", "cpu", m_ttstream, 16, 10, 1, {""}},
@@ -1208,7 +1284,8 @@ int main(int argc, char **argv) {
   double lim[L_N];
   summary ls[L_N];
   fprintf(csv, "measure,figure,backend,unit,median,min,max,runs,peak_rss_mb,cpu_s,"
-               "device_bytes_per_payload_byte,dir_mb,bound,fraction_of_bound\n");
+               "device_bytes_per_payload_byte,dir_mb,bound,fraction_of_bound,"
+               "private_rss_mb\n");
   fprintf(js, "{\"mode\":\"%s\",\"runs\":%d,\"seconds\":%g,\"time\":\"%s\","
               "\"drop_caches\":%s,\"limits\":[",
           quick ? "quick" : "full", runs, secs, stamp, can_drop_caches ? "true" : "false");
@@ -1221,7 +1298,7 @@ int main(int argc, char **argv) {
     fputs(line, stdout);
     fputs(line, txt);
     fflush(stdout);
-    fprintf(csv, "%s,,machine,%s,%.6g,%.6g,%.6g,%d,,,,,,\n", limits[i].name,
+    fprintf(csv, "%s,,machine,%s,%.6g,%.6g,%.6g,%d,,,,,,,\n", limits[i].name,
             limits[i].unit, lim[i], ls[i].v[0].min, ls[i].v[0].max, runs);
     fprintf(js, "%s{\"name\":\"%s\",\"unit\":\"%s\",\"median\":%.6g,\"min\":%.6g,"
                 "\"max\":%.6g}",
@@ -1242,9 +1319,9 @@ int main(int argc, char **argv) {
   fputs(hdr, txt);
   fprintf(js, "],\"latency_rate\":%.0f,\"measures\":[", lat_rate);
   snprintf(hdr, sizeof hdr,
-           "\n%-36s %-5s %25s %25s %7s %20s %6s | %11s %11s %11s %11s\n", "measure",
+           "\n%-36s %-5s %25s %25s %7s %20s %6s | %11s %11s %11s %11s %11s\n", "measure",
            "unit", "lmq", "rocksdb", "lmq/rdb", "lmq/bound (bound)", "rdb/bd",
-           "RSS MB l/r", "CPU s l/r", "wr/B l/r", "dir MB l/r");
+           "RSS MB l/r", "priv MB l/r", "CPU s l/r", "wr/B l/r", "dir MB l/r");
   fputs(hdr, stdout);
   fputs(hdr, txt);
   fprintf(dat, "# measure unit lmq_med lmq_min lmq_max rdb_med rdb_min rdb_max\n");
@@ -1277,17 +1354,19 @@ int main(int argc, char **argv) {
         snprintf(frac, sizeof frac, "%.2f (%s)", fl, blabel);
         snprintf(rfrac, sizeof rfrac, "%.2f", fr);
       }
-      char line[512], r1[24], r2[24], r3[24], r4[24];
+      char line[512], r1[24], r2[24], r3[24], r4[24], r5[24];
       snprintf(r1, sizeof r1, "%.0f/%.0f", s[0].rss_mb, s[1].rss_mb);
+      snprintf(r5, sizeof r5, "%.0f/%.0f", s[0].anon_mb, s[1].anon_mb);
       snprintf(r2, sizeof r2, "%.1f/%.1f", s[0].cpu_s, s[1].cpu_s);
       if (isnan(s[0].wamp))
         snprintf(r3, sizeof r3, "-");
       else
         snprintf(r3, sizeof r3, "%.2f/%.2f", s[0].wamp, s[1].wamp);
       snprintf(r4, sizeof r4, "%.0f/%.0f", s[0].dir_mb, s[1].dir_mb);
-      snprintf(line, sizeof line, "%-36s %-5s %25s %25s %7.3g %20s %6s | %11s %11s %11s %11s\n",
+      snprintf(line, sizeof line,
+               "%-36s %-5s %25s %25s %7.3g %20s %6s | %11s %11s %11s %11s %11s\n",
                nm, m->unit, a, b, s[0].v[j].med / s[1].v[j].med, frac, rfrac,
-               j ? "" : r1, j ? "" : r2, j ? "" : r3, j ? "" : r4);
+               j ? "" : r1, j ? "" : r5, j ? "" : r2, j ? "" : r3, j ? "" : r4);
       fputs(line, stdout);
       fputs(line, txt);
       fflush(stdout);
@@ -1301,7 +1380,7 @@ int main(int argc, char **argv) {
         fprintf(csv, ",%.1f,%s,", s[k].dir_mb, blabel);
         if (!isnan(bound))
           fprintf(csv, "%.3f", fb);
-        fputc('\n', csv);
+        fprintf(csv, ",%.1f\n", s[k].anon_mb);
       }
       fprintf(js, "%s{\"name\":\"%s\",\"figure\":\"%s\",\"unit\":\"%s\",\"bound\":\"%s\","
                   "\"ratio_lmq_rocksdb\":",
@@ -1310,10 +1389,10 @@ int main(int argc, char **argv) {
       json_num(js, s[0].v[j].med / s[1].v[j].med);
       for (int k = 0; k < 2; k++) {
         fprintf(js, ",\"%s\":{\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,"
-                    "\"peak_rss_mb\":%.1f,\"cpu_s\":%.2f,\"dir_mb\":%.1f,"
-                    "\"device_bytes_per_payload_byte\":",
+                    "\"peak_rss_mb\":%.1f,\"private_rss_mb\":%.1f,\"cpu_s\":%.2f,"
+                    "\"dir_mb\":%.1f,\"device_bytes_per_payload_byte\":",
                 backends[k].name, s[k].v[j].med, s[k].v[j].min, s[k].v[j].max,
-                s[k].rss_mb, s[k].cpu_s, s[k].dir_mb);
+                s[k].rss_mb, s[k].anon_mb, s[k].cpu_s, s[k].dir_mb);
         json_num(js, s[k].wamp);
         fputs(",\"fraction_of_bound\":", js);
         json_num(js, isnan(bound) ? NAN : (k ? fr : fl));
@@ -1335,7 +1414,9 @@ int main(int argc, char **argv) {
       "\nlmq/rdb: lmq's median over RocksDB's (latency: lower is better). "
       "lmq/bound: the fraction of the machine limit the figure is bound by\n"
       "(latency: fdatasync p99 / the figure; >= 0.5 meets p99 <= 2x fsync p99). wr/B: device bytes written per payload "
-      "byte, open to close (both settle at close).\n";
+      "byte, open to close (both settle at close).\n"
+      "RSS: peak RSS (with mapped files); priv: peak private memory (RssAnon, sampled every 10 ms). ceiling_*: lmq under "
+      "memory_limit = 16 MiB, RocksDB with its defaults.\n";
   fputs(legend, stdout);
   fputs(legend, txt);
   fputs("]}\n", js);
