@@ -16,6 +16,10 @@ esac
 [ -f Makefile ] || sh bootstrap.sh build
 make -s -j2 bench/bench_suite
 mkdir -p bench/results
+# The RocksDB backend is a module (lmq_rocksdb.so): use the one just built
+# rather than an installed one.
+LMQ_MODULE_DIR=${LMQ_MODULE_DIR:-$PWD/.libs}
+export LMQ_MODULE_DIR
 # shellcheck disable=SC2086
 ./bench/bench_suite $flags -o bench/results "$@"
 if command -v gnuplot >/dev/null 2>&1; then
