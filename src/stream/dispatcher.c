@@ -7,6 +7,7 @@
 #include "config.h"
 #include "stream/msg.h"
 #include "stream/envelope.h"
+#include "stream/pbpack.h"
 #include "common/error.h"
 #include "lmq_msg.pb-c.h"
 
@@ -268,6 +269,9 @@ typedef struct slot {
   uint32_t type;
   int used;
   lmq_msg_codec codec;
+  /* Built-in protobuf types: the encoder's plan (pbpack.h), built at the
+   * first marshal and shared by every thread (set once with a CAS). */
+  lmq__pb_plan *plan;
 } slot;
 
 struct lmq_dispatcher {
@@ -300,6 +304,8 @@ static int slot_put(lmq_dispatcher *d, uint32_t t, const lmq_msg_codec *c) {
   slot *s = slot_find(d, t);
   if (s) {
     s->codec = *c;
+    lmq__pb_plan_free(s->plan);
+    s->plan = NULL;
     return 0;
   }
   if ((d->n + 1) * 2 > d->cap) {
@@ -327,6 +333,21 @@ static int slot_put(lmq_dispatcher *d, uint32_t t, const lmq_msg_codec *c) {
   d->slots[j].codec = *c;
   d->n++;
   return 0;
+}
+
+/* The slot's encoder plan, built on first use; NULL when out of memory. */
+static const lmq__pb_plan *slot_plan(slot *s, const ProtobufCMessageDescriptor *desc) {
+  lmq__pb_plan *pl = __atomic_load_n(&s->plan, __ATOMIC_ACQUIRE);
+  if (pl)
+    return pl;
+  lmq__pb_plan *mine = lmq__pb_plan_new(desc), *none = NULL;
+  if (!mine)
+    return NULL;
+  if (__atomic_compare_exchange_n(&s->plan, &none, mine, 0, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_ACQUIRE))
+    return mine;
+  lmq__pb_plan_free(mine); /* another thread's won */
+  return none;
 }
 
 static int dispatcher_new(lmq_dispatcher **out, int mem) {
@@ -376,6 +397,8 @@ LMQ_API void lmq_dispatcher_destroy(lmq_dispatcher *d) {
   for (size_t i = 0; i < d->nheld; i++)
     lmq_tsmsg_unref(d->held[i]);
   free(d->held);
+  for (size_t i = 0; i < d->cap; i++)
+    lmq__pb_plan_free(d->slots[i].plan);
   free(d->slots);
   pthread_mutex_destroy(&d->mu);
   free(d);
@@ -537,18 +560,16 @@ int lmq__msg_marshal_many(unsigned char **out, lmq_buf *bufs,
     *out = all;
     return 0;
   }
-  /* Pass 1: sizes (protobuf bodies are packed in pass 2, in place; other
-   * codecs hand over a buffer now, copied in pass 2). */
-  size_t *blen = malloc(n * sizeof *blen);
-  unsigned char **ext = calloc(n, sizeof *ext);
+  /* One pass into one growable buffer (lmq_buf entries need not be
+   * contiguous): room for the envelope head with the longest body-length
+   * varint, then the body (protobuf bodies packed in place by pbpack.c,
+   * others copied from their codec), then the head written so that it ends
+   * where the body starts. Offsets until the buffer stops moving. */
+  lmq__pbuf b = {NULL, 0, 0};
   int rc = 0;
-  size_t total = 0, i;
-  if (!blen || !ext) {
-    rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
-    goto done;
-  }
+  size_t i;
   for (i = 0; i < n && !rc; i++) {
-    const lmq_tsmsg *m = msgs[i];
+    lmq_tsmsg *m = msgs[i];
     slot *sl = slot_find(d, m->type);
     if (!sl) {
       rc = lmq__error(LMQ_ENOTSUP, "no codec registered for message type %u",
@@ -561,6 +582,15 @@ int lmq__msg_marshal_many(unsigned char **out, lmq_buf *bufs,
                       "not decode", (long long)m->id);
       break;
     }
+    /* The head without the body field, computed once: the field adds a
+     * tag byte and the length's varint (at most 10 bytes). */
+    size_t h0 = lmq__envelope_head_size(m, 0), room = h0 + 11;
+    if (lmq__pb_reserve(&b, room)) {
+      rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+      break;
+    }
+    size_t start = b.len + room;
+    b.len = start;
     if (sl->codec.marshal == proto_marshal) {
       const ProtobufCMessageDescriptor *desc = sl->codec.arg;
       const ProtobufCMessage *pm = body;
@@ -569,43 +599,46 @@ int lmq__msg_marshal_many(unsigned char **out, lmq_buf *bufs,
                         pm ? "of another type" : "NULL");
         break;
       }
-      blen[i] = protobuf_c_message_get_packed_size(pm);
-    } else if ((rc = sl->codec.marshal(&ext[i], &blen[i], body, sl->codec.arg))) {
-      break;
+      const lmq__pb_plan *plan = slot_plan(sl, desc);
+      if (!plan || lmq__pb_pack_plan(&b, plan, pm)) {
+        rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+        break;
+      }
+    } else {
+      unsigned char *ext = NULL;
+      size_t elen = 0;
+      if ((rc = sl->codec.marshal(&ext, &elen, body, sl->codec.arg)))
+        break;
+      if (lmq__pb_reserve(&b, elen)) {
+        free(ext);
+        rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
+        break;
+      }
+      if (elen)
+        memcpy(b.p + b.len, ext, elen);
+      b.len += elen;
+      free(ext);
     }
-    bufs[i].len = lmq__envelope_head_size(m, blen[i]) + blen[i];
-    total += bufs[i].len;
-  }
-  unsigned char *all = rc ? NULL : malloc(total ? total : 1);
-  if (!rc && !all)
-    rc = lmq__error(LMQ_ENOMEM, "marshal: out of memory");
-  /* Pass 2: write. */
-  for (size_t j = 0, off = 0; !rc && j < n; j++) {
-    lmq_tsmsg *m = msgs[j];
-    unsigned char *p = all + off;
-    size_t h = lmq__envelope_head_write(p, m, blen[j]);
-    if (ext[j]) {
-      if (blen[j])
-        memcpy(p + h, ext[j], blen[j]);
-    } else if (blen[j] &&
-               protobuf_c_message_pack(lmq__tsmsg_body(m), p + h) != blen[j]) {
-      rc = lmq__error(LMQ_EINTERNAL, "packed size changed while packing");
-      break;
+    size_t blen = b.len - start, h = h0;
+    if (blen) {
+      size_t vl = 1;
+      for (uint64_t v = blen; v >= 0x80; v >>= 7)
+        vl++;
+      h += 1 + vl;
     }
-    bufs[j].data = p;
-    m->size = bufs[j].len;
-    off += bufs[j].len;
+    lmq__envelope_head_write(b.p + start - h, m, blen);
+    bufs[i].data = (const void *)(uintptr_t)(start - h);
+    bufs[i].len = h + blen;
+    m->size = bufs[i].len;
   }
-  if (rc)
-    free(all);
-  else
-    *out = all;
-done:
-  for (size_t j = 0; ext && j < n; j++)
-    free(ext[j]);
-  free(ext);
-  free(blen);
-  return rc;
+  if (rc) {
+    free(b.p);
+    return rc;
+  }
+  for (i = 0; i < n; i++)
+    bufs[i].data = b.p + (uintptr_t)bufs[i].data;
+  *out = b.p;
+  return 0;
 }
 
 LMQ_API int lmq_msg_marshal(unsigned char **out, size_t *len,
