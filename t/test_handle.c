@@ -218,7 +218,7 @@ Test(handle, destroy_wakes_a_consumer_blocked_in_a_handle_call, .init = setup,
 typedef struct racer {
   lmq_channel *h;
   atomic_int *stop;
-  long ok, gone;
+  atomic_long ok, gone;
   int bad;
 } racer;
 
@@ -248,13 +248,24 @@ Test(handle, destroy_while_producers_use_the_handle, .init = setup,
   racer r[4];
   pthread_t t[4];
   for (int i = 0; i < 4; i++) {
-    r[i] = (racer){h, &stop, 0, 0, 0};
+    r[i].h = h;
+    r[i].stop = &stop;
+    atomic_init(&r[i].ok, 0);
+    atomic_init(&r[i].gone, 0);
+    r[i].bad = 0;
     pthread_create(&t[i], NULL, produce_until_gone, &r[i]);
   }
-  usleep(50000);
+  /* Destroy once produces are going through (a synced produce can take
+   * long on a busy disk: a fixed sleep sometimes saw none), and stop once
+   * some calls have found the channel gone. */
+  for (int w = 0; w < 2000 && !atomic_load(&r[0].ok) && !atomic_load(&r[1].ok); w++)
+    usleep(10000);
   cr_assert_eq(lmq_channel_destroy(env, "c"), 0);
   cr_assert_eq(lmq_channel_create(env, "c"), 0);
-  usleep(50000);
+  for (int w = 0; w < 2000 && !atomic_load(&r[0].gone) && !atomic_load(&r[1].gone) &&
+                  !atomic_load(&r[2].gone) && !atomic_load(&r[3].gone); w++)
+    usleep(10000);
+  usleep(20000);
   atomic_store(&stop, 1);
   long ok = 0, gone = 0;
   for (int i = 0; i < 4; i++) {
