@@ -233,6 +233,25 @@ int lmq__chan_load_all(lmq_env *env, MDB_txn *txn) {
   return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
+/* Free the tail arrays of channels with nothing in their tail (called once
+ * the applier has been idle a while): with thousands of channels the arrays
+ * a burst grew added up to megabytes nobody used. Freeing them at every
+ * apply instead cost each busy channel a few reallocations per apply. */
+void lmq__chan_tails_release(lmq_env *env) {
+  pthread_mutex_lock(&env->reg_mu);
+  for (size_t i = 0; env->htab && i < env->hcap; i++)
+    for (lmq_chan *c = env->htab[i]; c; c = c->hnext) {
+      pthread_mutex_lock(&c->mu);
+      if (c->thead == c->tlen && !c->treserved && c->tcap) {
+        free(c->tail);
+        c->tail = NULL;
+        c->tcap = c->thead = c->tlen = 0;
+      }
+      pthread_mutex_unlock(&c->mu);
+    }
+  pthread_mutex_unlock(&env->reg_mu);
+}
+
 void lmq__chan_free_all(lmq_env *env) {
   if (!env->htab)
     return;
@@ -594,16 +613,8 @@ void lmq__chan_trim(lmq_chan *ch, lmq_id upto) {
     ch->tbytes -= ch->tail[ch->thead].len;
     ch->thead++;
   }
-  if (ch->thead == ch->tlen) {
+  if (ch->thead == ch->tlen)
     ch->thead = ch->tlen = 0;
-    /* An idle channel holds no tail: with thousands of channels the
-     * arrays a burst grew added up to megabytes nobody used. */
-    if (!ch->treserved && ch->tcap) {
-      free(ch->tail);
-      ch->tail = NULL;
-      ch->tcap = 0;
-    }
-  }
   ch->trim_gen++;
   pthread_mutex_unlock(&ch->mu);
 }

@@ -406,5 +406,6 @@ size_t lmq__chunk_mem(const chunk *c);
 /* Give back memory once the load is gone: drop the recycled chunks and, where
  * the C library can, return free heap pages to the OS (applier, idle). */
 void lmq__chunk_trim(lmq_env *env);
+void lmq__chan_tails_release(lmq_env *env); /* idle channels' tail arrays */
 
 #endif

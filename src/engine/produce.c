@@ -121,6 +121,7 @@ size_t lmq__chunk_mem(const chunk *c) {
 }
 
 void lmq__chunk_trim(lmq_env *env) {
+  lmq__chan_tails_release(env);
   pthread_mutex_lock(&env->free_mu);
   lmq__chunk_free_all(env);
   pthread_mutex_unlock(&env->free_mu);
