@@ -357,6 +357,9 @@ typedef struct lmq_msgs lmq_msgs;
  * that long for a first message; < 0 waits forever.
  * Returns the number of messages (>= 0; 0 on timeout) and *out, which the
  * caller frees with lmq_msgs_free() (also when 0 messages were returned).
+ * Under the env's memory_limit a call returns fewer than max (at least one)
+ * while the results not yet freed hold the read share; freeing them makes
+ * reads large again.
  * Errors: LMQ_EINVAL, LMQ_ENOCHANNEL, LMQ_ENOGROUP, LMQ_EIO.
  * The advanced cursor is persisted by lmq_group_commit(), lmq_ack() or
  * auto-commit; after a restart a group resumes at its last committed cursor.
