@@ -20,32 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * Drop from the page cache the pages an apply commit appended to data.mdb
- * (clean: the commit fdatasynced them). On Linux 6.x ext4 caches a file in
- * large folios, and LMDB writes the pages it appends in runs, which made
- * folios of up to a few hundred KiB. Copy-on-write frees the last leaf and
- * branch pages of each channel an apply touches, and a later apply reuses
- * them one page at a time: each such 4 KiB write dirtied, and the next
- * fdatasync wrote, the whole folio around it. With 256 channels that was
- * ~0.6 device bytes per payload byte on top of the 2.3 lmq writes
- * (/proc/self/io write_bytes against wchar; 0.07 with 1 channel). Pages
- * read back later come in as the reads bring them, and rewriting one of
- * them writes that page only. Advice only: a failure changes nothing.
- */
-static void drop_appended_pages(lmq_env *env, size_t old_last) {
-  MDB_envinfo now;
-  MDB_stat st;
-  int fd;
-  mdb_env_info(env->mdb, &now);
-  if (now.me_last_pgno <= old_last || mdb_env_get_fd(env->mdb, &fd) ||
-      mdb_env_stat(env->mdb, &st))
-    return;
-  off_t from = (off_t)(old_last + 1) * st.ms_psize;
-  off_t len = (off_t)(now.me_last_pgno - old_last) * st.ms_psize;
-  (void)posix_fadvise(fd, from, len, POSIX_FADV_DONTNEED);
-}
-
 static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
   MDB_txn *txn;
   int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
@@ -125,11 +99,7 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
     if ((rc = lmq__sys_put(txn, env->sysdbi, SYS_HWM, &hwm, 1)))
       goto fail;
   }
-  MDB_envinfo before; /* our write transaction keeps it current */
-  mdb_env_info(env->mdb, &before);
   rc = mdb_txn_commit(txn);
-  if (!rc)
-    drop_appended_pages(env, before.me_last_pgno);
   /* Whether or not the commit worked, reset the per-apply marks; only a
    * successful commit moves the counters. */
   for (chunk *c = list; c; c = c->next)
