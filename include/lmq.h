@@ -137,7 +137,8 @@ typedef struct lmq_env_options {
   unsigned max_channels;      /* channels that can exist at once; default 1024 */
   uint32_t max_message_size;  /* bytes; default 4 MiB, at most 256 MiB */
   uint64_t wal_segment_size;  /* bytes before the WAL rolls; default 16 MiB */
-  unsigned apply_interval_ms; /* applier moves WAL to LMDB this often; 50 */
+  unsigned apply_interval_ms; /* applier moves WAL to LMDB after a lull this
+                                 long, at the latest 100x this; 50 */
   uint64_t apply_bytes;       /* ...or when this much is unapplied; 4 MiB */
   uint64_t max_unapplied;     /* producers wait while the unapplied records
                                  hold more memory than this (it bounds the
@@ -569,8 +570,9 @@ LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
  *
  * What it sees: the messages and cursors that are in LMDB, each call
  * reading LMDB's newest committed state. Messages still only in the WAL
- * (produced less than apply_interval_ms ago by a live writer, or the
- * unreplayed tail left by a writer that crashed) are NOT visible; their
+ * (not yet applied by a live writer: at most 100 x apply_interval_ms or
+ * apply_bytes of them; or the unreplayed tail left by a writer that
+ * crashed) are NOT visible; their
  * size is reported as unapplied_bytes by lmq_env_stats_get(), and a
  * read-write open replays them. The channel list and the group list are
  * those present at open time. Every call that would write (produce,

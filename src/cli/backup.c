@@ -3,7 +3,8 @@
  * backup.c - `lmq backup DIR DEST`: a hot, consistent copy. With DIR free,
  * a read-write open applies the whole WAL first; with DIR held by a
  * running writer, a read-only open copies what LMDB holds and says how
- * many WAL bytes (at most a few apply intervals of writes) it left out.
+ * many WAL bytes (at most 100 apply intervals or apply_bytes of writes) it
+ * left out.
  */
 #include "config.h"
 #include "cli/cli.h"

@@ -228,6 +228,20 @@ static uint64_t duties(lmq_env *env, uint64_t *last_retention, int map_full) {
   return freed;
 }
 
+/* A timed apply waits for a lull: apply_interval_ms with no new chunk
+ * queued. Every apply commit fdatasyncs data.mdb (MDB_NOMETASYNC), and that
+ * sync shares the disk with the WAL's: under a steady synced load at a low
+ * rate (2000 single-message produces a second), applying every
+ * apply_interval_ms put an LMDB sync (often with a journal commit, as the
+ * file grows) next to a WAL sync 20 times a second, and those produces made
+ * the latency tail. Nothing needs the applies sooner: the WAL is the
+ * durable copy, consumers read the tails, and under load apply_bytes and
+ * max_unapplied / 2 (lmq__apply_due) still start an apply, which keeps
+ * memory, retention and recovery bounded as before. A queue that never
+ * sees a lull is applied at the latest when its oldest chunk has waited
+ * this many apply intervals (5 s by default), so a read-only opener is
+ * never that far behind. */
+#define APPLY_LULL_MAX 100u
 /* Once the queue has been empty this long after a load, the memory the load
  * used is given back (lmq__chunk_trim). */
 #define TRIM_IDLE_NS 1000000000u
@@ -247,8 +261,9 @@ void *lmq__applier_main(void *arg) {
     uint64_t interval = (uint64_t)env->opt.apply_interval_ms * 1000000u;
     int want_flush = env->flush_req > env->flush_done;
     int due = env->aq_head &&
-              (lmq__apply_due(env) || want_flush ||
-               env->stop || now - env->aq_head->queued_ns >= interval);
+              (lmq__apply_due(env) || want_flush || env->stop ||
+               now - env->aq_tail->queued_ns >= interval ||
+               now - env->aq_head->queued_ns >= interval * APPLY_LULL_MAX);
     if (!due && !want_flush) {
       if (env->stop)
         break;
