@@ -370,11 +370,15 @@ static void await_chunk(lmq_env *env, chunk *c) {
     int s = atomic_load_explicit(&c->state, memory_order_acquire);
     if (s == CHUNK_DONE)
       return;
-    if (s == CHUNK_LEAD &&
-        atomic_compare_exchange_strong(&c->state, &s, CHUNK_WAIT)) {
-      pthread_mutex_lock(&env->wal_mu);
-      lead(env);
-      return;
+    if (s == CHUNK_LEAD) {
+      if (atomic_compare_exchange_strong(&c->state, &s, CHUNK_WAIT)) {
+        pthread_mutex_lock(&env->wal_mu);
+        lead(env);
+        return;
+      }
+      /* Another producer took the lead, and c may even be done by now (s
+       * holds what the state is): look again rather than sleep on it. */
+      continue;
     }
     lmq__futex_wait(&c->state, s);
   }
