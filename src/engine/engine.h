@@ -104,6 +104,7 @@ typedef struct chunk {
   int need_sync;
   int has_interval;   /* holds INTERVAL records (the syncer must cover) */
   int err;            /* result of the write, read by waiting producers */
+  int lead_taken;     /* a producer took the lead from a lingering leader */
   atomic_int refs;    /* waiting producers + the applier */
   _Atomic int state;  /* CHUNK_WAIT / _LEAD / _DONE: its producers sleep on
                          it (a futex), see produce.c */

@@ -102,6 +102,7 @@ chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
   c->has_interval = 0;
   c->err = 0;
   c->seq = seq;
+  c->lead_taken = 0;
   atomic_init(&c->state, CHUNK_WAIT);
   atomic_init(&c->refs, 1);
   return c;
@@ -286,7 +287,7 @@ out_unlock:
  * set), so its write and fdatasync start while ours return; otherwise the
  * next producer to arrive leads.
  */
-static void lead(lmq_env *env) {
+static void lead(lmq_env *env, int linger) {
   for (;;) {
     chunk *c = env->pending;
     /* Linger: wait, for at most a fraction of the recent fsync time, until
@@ -294,7 +295,8 @@ static void lead(lmq_env *env) {
      * cycle (those of the last chunk, now returning, and those that were
      * already waiting in this one), so that they share this fsync. A lone
      * producer never waits. */
-    if (c->need_sync && env->linger_target > 1 && c->nrecs < env->linger_target) {
+    if (linger && c->need_sync && env->linger_target > 1 &&
+        c->nrecs < env->linger_target) {
       uint64_t wait = atomic_load_explicit(&env->sync_ns_avg, memory_order_relaxed) /
                       LINGER_DIV;
       if (wait > LINGER_MAX_NS)
@@ -305,9 +307,19 @@ static void lead(lmq_env *env) {
       ts.tv_sec += (time_t)(ns / 1000000000u);
       ts.tv_nsec = (long)(ns % 1000000000u);
       env->lingering = 1;
-      while (c->nrecs < env->linger_target &&
+      while (c->nrecs < env->linger_target && !c->lead_taken &&
              pthread_cond_timedwait(&env->linger_cond, &env->wal_mu, &ts) == 0)
         ;
+      if (c->lead_taken) {
+        /* The producer that completed the batch leads it (produce_chan):
+         * wait for c like any of its producers. */
+        pthread_mutex_unlock(&env->wal_mu);
+        int st;
+        while ((st = atomic_load_explicit(&c->state, memory_order_acquire)) !=
+               CHUNK_DONE)
+          lmq__futex_wait(&c->state, st);
+        return;
+      }
       env->lingering = 0;
     }
     /* The producers of c made sure a next chunk was there (see
@@ -362,7 +374,7 @@ static void lead(lmq_env *env) {
 static void await_chunk(lmq_env *env, chunk *c) {
   if (!env->flushing) {
     env->flushing = 1;
-    lead(env);
+    lead(env, 1);
     return;
   }
   pthread_mutex_unlock(&env->wal_mu);
@@ -373,7 +385,7 @@ static void await_chunk(lmq_env *env, chunk *c) {
     if (s == CHUNK_LEAD) {
       if (atomic_compare_exchange_strong(&c->state, &s, CHUNK_WAIT)) {
         pthread_mutex_lock(&env->wal_mu);
-        lead(env);
+        lead(env, 1);
         return;
       }
       /* Another producer took the lead, and c may even be done by now (s
@@ -548,14 +560,22 @@ static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
   r->rec_off = (size_t)(rec - c->buf);
   r->rec_size = size;
   c->len += size;
-  if (env->lingering && c->nrecs >= env->linger_target)
-    pthread_cond_signal(&env->linger_cond);
   if (sync == LMQ_SYNC_ALWAYS)
     c->need_sync = 1;
   else if (sync == LMQ_SYNC_INTERVAL)
     c->has_interval = 1;
   atomic_fetch_add(&c->refs, 1);
-  await_chunk(env, c);
+  if (env->lingering && c->nrecs >= env->linger_target) {
+    /* This record completes the batch a leader lingers for: lead it from
+     * here rather than wake that leader to do it, one wake-up less between
+     * the producers' return and the next fsync. That leader finds
+     * lead_taken when its timed wait ends and waits like any producer. */
+    c->lead_taken = 1;
+    env->lingering = 0;
+    lead(env, 0);
+  } else {
+    await_chunk(env, c);
+  }
   rc = c->err;
   lmq__chunk_unref(env, c);
   if (rc)
