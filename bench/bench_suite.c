@@ -292,22 +292,27 @@ struct mdef {
 
 /* ------------------------------------------------------------- machine */
 
+/* Appends of m->a bytes (0: 4 KiB), each followed by fdatasync; ops/s. */
 static void m_fsync(const backend *bk, const mdef *m, result *r) {
-  (void)bk, (void)m;
+  (void)bk;
   char *d = fresh_dir();
   char path[4200];
   snprintf(path, sizeof path, "%s/f", d);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  char buf[4096];
-  memset(buf, 'f', sizeof buf);
+  size_t sz = m->a ? (size_t)m->a : 4096;
+  char *buf = malloc(sz);
+  if (!buf)
+    die("fsync limit", "out of memory");
+  memset(buf, 'f', sz);
   long n = 0;
   double t0 = now_s(), t;
   do {
-    if (pwrite(fd, buf, sizeof buf, (off_t)n * 4096) != 4096 || fdatasync(fd))
+    if (pwrite(fd, buf, sz, (off_t)n * (off_t)sz) != (ssize_t)sz || fdatasync(fd))
       die("fsync limit", strerror(errno));
     n++;
   } while ((t = now_s() - t0) < secs);
   close(fd);
+  free(buf);
   drop_dir(d);
   r->v[0] = (double)n / t;
 }
@@ -946,9 +951,13 @@ static summary measure(const backend *bk, const mdef *m) {
   return s;
 }
 
-enum { L_FSYNC, L_FSYNC_P99, L_SEQW, L_SEQR, L_MEMCPY, L_N };
+/* One call of 1000 x 100 B is one WAL record of 1000 x (4 + 100) B plus a
+ * ~40-byte header: the append its synced produce cannot beat. */
+#define BATCH_REC_BYTES (1000 * (4 + 100) + 40)
+enum { L_FSYNC, L_FSYNC_100K, L_FSYNC_P99, L_SEQW, L_SEQR, L_MEMCPY, L_N };
 static const mdef limits[L_N] = {
     {"fdatasync_4KiB_append", "ops/s", "", m_fsync, 0, 0, 1, {""}},
+    {"fdatasync_100KiB_append", "ops/s", "", m_fsync, BATCH_REC_BYTES, 0, 1, {""}},
     {"fdatasync_4KiB_p99", "us", "", m_fsync_p99, 0, 0, 1, {""}},
     {"seq_write_1MiB_per_sync", "MB/s", "", m_seqwrite, 0, 0, 1, {""}},
     {"seq_read_cold", "MB/s", "", m_seqread, 0, 0, 1, {""}},
@@ -985,8 +994,8 @@ static double bound_of(const mdef *m, const double *lim, const char **label) {
   *label = "-";
   if (!strcmp(m->bound, "fsync")) {
     if (m->fn == m_batched) {
-      *label = "1000 x fsync/s";
-      return 1000 * lim[L_FSYNC];
+      *label = "1000 x fsync100K/s";
+      return 1000 * lim[L_FSYNC_100K];
     }
     *label = "fsync/s";
     return lim[L_FSYNC];

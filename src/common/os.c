@@ -4,6 +4,7 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +60,14 @@ int lmq__lock_dir(int *out, const char *path) {
 void lmq__unlock_dir(int fd) {
   if (fd >= 0)
     close(fd); /* releases the flock */
+}
+
+void lmq__futex_wait(_Atomic int *word, int val) {
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void lmq__futex_wake(_Atomic int *word, int n) {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 int lmq__event_new(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }

@@ -32,6 +32,11 @@ int lmq__read_file(unsigned char **out, size_t *len, const char *path,
                    const char *what, int enoent_notfound);
 /* Write all of buf at off; returns 0 or an errno value. */
 int lmq__pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Sleep while *word == val (a futex: returns at once if it differs, and
+ * may return spuriously; the caller re-checks). */
+void lmq__futex_wait(_Atomic int *word, int val);
+/* Wake up to n threads sleeping on word (n = INT_MAX: all). */
+void lmq__futex_wake(_Atomic int *word, int n);
 /* Flush file data to the device (fdatasync); 0 or errno. */
 int lmq__datasync(int fd);
 /* fsync a directory so created/removed entries are durable; 0 or errno. */

@@ -104,7 +104,10 @@ typedef struct chunk {
   int need_sync;
   int has_interval;   /* holds INTERVAL records (the syncer must cover) */
   int err;            /* result of the write, read by waiting producers */
+  int lead_taken;     /* a producer took the lead from a lingering leader */
   atomic_int refs;    /* waiting producers + the applier */
+  _Atomic int state;  /* CHUNK_WAIT / _LEAD / _DONE: its producers sleep on
+                         it (a futex), see produce.c */
   uint64_t queued_ns; /* when it reached the applier */
   size_t mem;         /* heap bytes it holds while queued (lmq__chunk_mem) */
 } chunk;
@@ -134,10 +137,11 @@ struct lmq_env {
 
   /* WAL and group commit (wal_mu) */
   pthread_mutex_t wal_mu;
-  pthread_cond_t wal_cond;
+  pthread_cond_t wal_cond; /* a chunk done or rotated (lmq__wal_barrier and
+                              producers held at the chunk's soft cap) */
   chunk *pending;    /* being filled */
   chunk *next_chunk; /* replaces pending at the next rotation */
-  int flushing;      /* a leader is writing */
+  int flushing;      /* a leader is writing, or was handed to pending */
   uint64_t done_seq; /* chunks up to this seq are written and published */
   lmq_id last_id;    /* last allocated message ID */
   atomic_int failed; /* sticky: an fsync failed, LMQ_EFAILED from now on */
@@ -156,9 +160,9 @@ struct lmq_env {
   /* group commit linger: when producers are concurrent, a new leader waits
    * briefly for the others to enqueue so one fsync covers all of them */
   pthread_cond_t linger_cond;
-  size_t last_nrecs;        /* records in the previous chunk */
   int lingering;
-  size_t linger_target;
+  size_t linger_target; /* records of the last commit and of the chunk
+                           pending when it was done */
 
   /* memory_limit's shares (memlimit.c) */
   size_t chunk_cap;         /* a pending WAL chunk is handed over this full */

@@ -2,12 +2,13 @@
 /*
  * produce.c - ID allocation, WAL group commit and publication.
  *
- * Producers append their record to env->pending under wal_mu, then wait for
- * their chunk's sequence number to be done. Whoever finds no leader at work
- * becomes the leader: it takes the pending chunk, writes it with one pwrite,
- * fdatasyncs once if any record asked for it, publishes every record to its
- * channel's tail and queues the chunk for the applier. Producers that
- * arrive meanwhile fill the next chunk, so one fsync covers all of them.
+ * Producers append their record to env->pending under wal_mu, then sleep on
+ * their chunk's state word until it is done. Whoever finds no leader at
+ * work becomes the leader: it takes the pending chunk, writes it with one
+ * pwrite, fdatasyncs once if any record asked for it, publishes every
+ * record to its channel's tail and queues the chunk for the applier.
+ * Producers that arrive meanwhile fill the next chunk, so one fsync covers
+ * all of them; when the leader is done it hands the lead to one of them.
  */
 #include "config.h"
 #include "engine/engine.h"
@@ -17,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #ifdef HAVE_MALLOC_TRIM
 #include <malloc.h>
 #endif
@@ -27,6 +29,17 @@
 
 /* Room reserved at the start of every chunk for a MARK record. */
 #define CHUNK_HDR LMQ_WAL_CTL_SIZE
+
+/* A chunk's state, which its producers sleep on: WAIT until it is done,
+ * LEAD when the previous leader hands this chunk's flush to one of them
+ * (whoever swaps it back to WAIT leads), DONE once it is written, synced as
+ * asked and published (c->err holds the result). */
+enum { CHUNK_WAIT = 0, CHUNK_LEAD = 1, CHUNK_DONE = 2 };
+
+/* A leader lingers for at most this fraction of the recent fdatasync time,
+ * and never longer than LINGER_MAX_NS (see lead()). */
+#define LINGER_DIV 2
+#define LINGER_MAX_NS 200000
 
 /* Chunks (and their buffers) are recycled: allocating and faulting in a
  * fresh multi-page buffer per group commit was a large share of the cost. */
@@ -87,6 +100,8 @@ chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
   c->has_interval = 0;
   c->err = 0;
   c->seq = seq;
+  c->lead_taken = 0;
+  atomic_init(&c->state, CHUNK_WAIT);
   atomic_init(&c->refs, 1);
   return c;
 }
@@ -266,34 +281,49 @@ out_unlock:
 }
 
 /*
- * Wait (holding wal_mu) until chunk seq is done, leading flushes as needed.
- * Returns with wal_mu held.
+ * Lead the flush of env->pending, which holds the caller's record (wal_mu
+ * held, env->flushing set by the caller). Returns with wal_mu released,
+ * once that chunk is done.
+ *
+ * Only that chunk's producers are woken, each from its own chunk's state
+ * word: none of them needs wal_mu to return. If the next chunk already has
+ * records, one of its producers is handed the lead at once (flushing stays
+ * set), so its write and fdatasync start while ours return; otherwise the
+ * next producer to arrive leads.
  */
-static void wait_done(lmq_env *env, uint64_t seq) {
-  while (env->done_seq < seq) {
-    if (env->flushing) {
-      pthread_cond_wait(&env->wal_cond, &env->wal_mu);
-      continue;
-    }
+static void lead(lmq_env *env, int linger) {
+  for (;;) {
     chunk *c = env->pending;
-    env->flushing = 1;
-    /* Linger: when the previous commit carried several producers' records,
-     * give them a moment to enqueue again so they share this fsync. Bounded
-     * by a fraction of the fsync time, so a lone producer never waits. */
-    if (c->need_sync && env->last_nrecs > 1 && c->nrecs < env->last_nrecs) {
-      uint64_t wait = atomic_load_explicit(&env->sync_ns_avg, memory_order_relaxed) / 4;
-      if (wait > 200000)
-        wait = 200000;
+    /* Linger: wait, for at most a fraction of the recent fsync time, until
+     * as many records are pending as there were producers in the last
+     * cycle (those of the last chunk, now returning, and those that were
+     * already waiting in this one), so that they share this fsync. A lone
+     * producer never waits. */
+    if (linger && c->need_sync && env->linger_target > 1 &&
+        c->nrecs < env->linger_target) {
+      uint64_t wait = atomic_load_explicit(&env->sync_ns_avg, memory_order_relaxed) /
+                      LINGER_DIV;
+      if (wait > LINGER_MAX_NS)
+        wait = LINGER_MAX_NS;
       struct timespec ts;
       clock_gettime(CLOCK_MONOTONIC, &ts);
       uint64_t ns = (uint64_t)ts.tv_nsec + wait;
       ts.tv_sec += (time_t)(ns / 1000000000u);
       ts.tv_nsec = (long)(ns % 1000000000u);
       env->lingering = 1;
-      env->linger_target = env->last_nrecs;
-      while (c->nrecs < env->linger_target &&
+      while (c->nrecs < env->linger_target && !c->lead_taken &&
              pthread_cond_timedwait(&env->linger_cond, &env->wal_mu, &ts) == 0)
         ;
+      if (c->lead_taken) {
+        /* The producer that completed the batch leads it (produce_chan):
+         * wait for c like any of its producers. */
+        pthread_mutex_unlock(&env->wal_mu);
+        int st;
+        while ((st = atomic_load_explicit(&c->state, memory_order_acquire)) !=
+               CHUNK_DONE)
+          lmq__futex_wait(&c->state, st);
+        return;
+      }
       env->lingering = 0;
     }
     /* The producers of c made sure a next chunk was there (see
@@ -308,29 +338,81 @@ static void wait_done(lmq_env *env, uint64_t seq) {
     }
     if (!fresh) {
       /* Cannot rotate the pending chunk: wait for memory and retry. */
-      env->flushing = 0;
       pthread_mutex_unlock(&env->wal_mu);
       usleep(1000);
       pthread_mutex_lock(&env->wal_mu);
       continue;
     }
     env->pending = fresh;
-    env->last_nrecs = c->nrecs;
+    pthread_cond_broadcast(&env->wal_cond); /* producers held at the soft cap */
     pthread_mutex_unlock(&env->wal_mu);
     if (c->nrecs)
       leader_flush(env, c);
     pthread_mutex_lock(&env->wal_mu);
     env->done_seq = c->seq;
-    env->flushing = 0;
-    pthread_cond_broadcast(&env->wal_cond);
-    lmq__chunk_unref(env, c);
+    chunk *next = env->pending;
+    int handoff = next->nrecs > 0;
+    env->linger_target = c->nrecs + next->nrecs;
+    if (!handoff)
+      env->flushing = 0;
+    pthread_cond_broadcast(&env->wal_cond); /* lmq__wal_barrier */
+    pthread_mutex_unlock(&env->wal_mu);
+    if (handoff) {
+      /* next stays pending until one of its producers claims the lead
+       * (flushing is still set): nobody else rotates or frees it. */
+      atomic_store_explicit(&next->state, CHUNK_LEAD, memory_order_release);
+      lmq__futex_wake(&next->state, 1);
+    }
+    atomic_store_explicit(&c->state, CHUNK_DONE, memory_order_release);
+    lmq__futex_wake(&c->state, INT_MAX);
+    lmq__chunk_unref(env, c); /* env->pending's reference */
+    return;
+  }
+}
+
+/*
+ * Wait until chunk c (env->pending when called, with the caller's reference
+ * and wal_mu held) is done, leading its flush when nobody else is. Returns
+ * with wal_mu released.
+ */
+static void await_chunk(lmq_env *env, chunk *c) {
+  if (!env->flushing) {
+    env->flushing = 1;
+    lead(env, 1);
+    return;
+  }
+  pthread_mutex_unlock(&env->wal_mu);
+  for (;;) {
+    int s = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (s == CHUNK_DONE)
+      return;
+    if (s == CHUNK_LEAD) {
+      if (atomic_compare_exchange_strong(&c->state, &s, CHUNK_WAIT)) {
+        pthread_mutex_lock(&env->wal_mu);
+        lead(env, 1);
+        return;
+      }
+      /* Another producer took the lead, and c may even be done by now (s
+       * holds what the state is): look again rather than sleep on it. */
+      continue;
+    }
+    lmq__futex_wait(&c->state, s);
   }
 }
 
 int lmq__wal_barrier(lmq_env *env) {
   pthread_mutex_lock(&env->wal_mu);
-  uint64_t seq = env->pending->nrecs ? env->pending->seq : env->pending->seq - 1;
-  wait_done(env, seq);
+  chunk *c = env->pending;
+  if (c->nrecs) {
+    atomic_fetch_add(&c->refs, 1);
+    await_chunk(env, c);
+    lmq__chunk_unref(env, c);
+    return 0;
+  }
+  /* Nothing pending: wait for the chunk being flushed, if any. */
+  uint64_t seq = c->seq - 1;
+  while (env->done_seq < seq)
+    pthread_cond_wait(&env->wal_cond, &env->wal_mu);
   pthread_mutex_unlock(&env->wal_mu);
   return 0;
 }
@@ -482,16 +564,23 @@ static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
   r->rec_off = (size_t)(rec - c->buf);
   r->rec_size = size;
   c->len += size;
-  if (env->lingering && c->nrecs >= env->linger_target)
-    pthread_cond_signal(&env->linger_cond);
   if (sync == LMQ_SYNC_ALWAYS)
     c->need_sync = 1;
   else if (sync == LMQ_SYNC_INTERVAL)
     c->has_interval = 1;
   atomic_fetch_add(&c->refs, 1);
-  wait_done(env, c->seq);
+  if (env->lingering && c->nrecs >= env->linger_target) {
+    /* This record completes the batch a leader lingers for: lead it from
+     * here rather than wake that leader to do it, one wake-up less between
+     * the producers' return and the next fsync. That leader finds
+     * lead_taken when its timed wait ends and waits like any producer. */
+    c->lead_taken = 1;
+    env->lingering = 0;
+    lead(env, 0);
+  } else {
+    await_chunk(env, c);
+  }
   rc = c->err;
-  pthread_mutex_unlock(&env->wal_mu);
   lmq__chunk_unref(env, c);
   if (rc)
     return lmq__error(rc, "produce to '%s' failed: %s", ch->name, lmq_strerror(rc));
