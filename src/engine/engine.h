@@ -108,6 +108,7 @@ typedef struct chunk {
   atomic_int refs;    /* waiting producers + the applier */
   _Atomic int state;  /* CHUNK_WAIT / _LEAD / _DONE: its producers sleep on
                          it (a futex), see produce.c */
+  atomic_int nwait;   /* producers asleep (or about to be) on state */
   uint64_t queued_ns; /* when it reached the applier */
   size_t mem;         /* heap bytes it holds while queued (lmq__chunk_mem) */
 } chunk;

@@ -102,6 +102,7 @@ chunk *lmq__chunk_new(lmq_env *env, uint64_t seq) {
   c->seq = seq;
   c->lead_taken = 0;
   atomic_init(&c->state, CHUNK_WAIT);
+  atomic_init(&c->nwait, 0);
   atomic_init(&c->refs, 1);
   return c;
 }
@@ -280,6 +281,26 @@ out_unlock:
   return 0;
 }
 
+/* Sleep on c's state while it is seen (a futex). Producers count
+ * themselves in nwait first, so that chunk_set makes the wake-up system
+ * call only when somebody sleeps: with a lone producer (NONE, one thread)
+ * an unconditional wake was one system call per produce. Both sides use
+ * sequentially consistent order (store state / read nwait against add
+ * nwait / read state): either the setter sees the sleeper or the sleeper
+ * sees the new state; the futex re-checks the word before sleeping. */
+static void chunk_sleep(chunk *c, int seen) {
+  atomic_fetch_add(&c->nwait, 1);
+  if (atomic_load(&c->state) == seen)
+    lmq__futex_wait(&c->state, seen);
+  atomic_fetch_sub(&c->nwait, 1);
+}
+
+static void chunk_set(chunk *c, int state, int n) {
+  atomic_store(&c->state, state);
+  if (atomic_load(&c->nwait))
+    lmq__futex_wake(&c->state, n);
+}
+
 /*
  * Lead the flush of env->pending, which holds the caller's record (wal_mu
  * held, env->flushing set by the caller). Returns with wal_mu released,
@@ -321,7 +342,7 @@ static void lead(lmq_env *env, int linger) {
         int st;
         while ((st = atomic_load_explicit(&c->state, memory_order_acquire)) !=
                CHUNK_DONE)
-          lmq__futex_wait(&c->state, st);
+          chunk_sleep(c, st);
         return;
       }
       env->lingering = 0;
@@ -360,11 +381,9 @@ static void lead(lmq_env *env, int linger) {
     if (handoff) {
       /* next stays pending until one of its producers claims the lead
        * (flushing is still set): nobody else rotates or frees it. */
-      atomic_store_explicit(&next->state, CHUNK_LEAD, memory_order_release);
-      lmq__futex_wake(&next->state, 1);
+      chunk_set(next, CHUNK_LEAD, 1);
     }
-    atomic_store_explicit(&c->state, CHUNK_DONE, memory_order_release);
-    lmq__futex_wake(&c->state, INT_MAX);
+    chunk_set(c, CHUNK_DONE, INT_MAX);
     lmq__chunk_unref(env, c); /* env->pending's reference */
     return;
   }
@@ -396,7 +415,7 @@ static void await_chunk(lmq_env *env, chunk *c) {
        * holds what the state is): look again rather than sleep on it. */
       continue;
     }
-    lmq__futex_wait(&c->state, s);
+    chunk_sleep(c, s);
   }
 }
 
