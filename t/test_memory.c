@@ -37,20 +37,26 @@ typedef struct load {
   lmq_env *env;
   int id;
   atomic_int *stop;
-  uint64_t n;
+  uint64_t n, failed;
+  uint64_t max_result; /* consumer: largest result's payload bytes */
+  unsigned nch;        /* channels c0.. in turn (0: NCHANS) */
 } load;
 
 #define NCHANS 16
 
+/* Single 1 KiB NONE produces over the channels as fast as they go. */
 static void *produce_loop(void *arg) {
   load *l = arg;
   static const char payload[1024];
   lmq_buf b = {payload, sizeof payload};
   char ch[16];
+  unsigned nch = l->nch ? l->nch : NCHANS;
   for (unsigned i = 0; !atomic_load(l->stop); i++) {
-    snprintf(ch, sizeof ch, "c%u", (i + (unsigned)l->id) % NCHANS);
+    snprintf(ch, sizeof ch, "c%u", (i * 7 + (unsigned)l->id) % nch);
     if (lmq_produce(l->env, ch, &b, 1, NULL, LMQ_SYNC_NONE) == 0)
       l->n++;
+    else
+      l->failed++;
   }
   return NULL;
 }
@@ -72,7 +78,7 @@ Test(memory, private_memory_is_bounded_under_load_and_given_back, .timeout = 60)
   }
   uint64_t base = rss_anon(), peak = base;
   atomic_int stop = 0;
-  load l[2] = {{env, 0, &stop, 0}, {env, 1, &stop, 0}};
+  load l[2] = {{env, 0, &stop, 0, 0, 0, 0}, {env, 1, &stop, 0, 0, 0, 0}};
   pthread_t t[2];
   for (int i = 0; i < 2; i++)
     pthread_create(&t[i], NULL, produce_loop, &l[i]);
@@ -129,33 +135,10 @@ Test(memory, private_memory_is_bounded_under_load_and_given_back, .timeout = 60)
 
 #define LIM_CHANS 256
 
-typedef struct limload {
-  lmq_env *env;
-  int id;
-  atomic_int *stop;
-  uint64_t n, failed;
-  uint64_t max_result; /* consumer: largest result's payload bytes */
-} limload;
-
-static void *lim_produce(void *arg) {
-  limload *l = arg;
-  static const char payload[1024];
-  lmq_buf b = {payload, sizeof payload};
-  char ch[16];
-  for (unsigned i = 0; !atomic_load(l->stop); i++) {
-    snprintf(ch, sizeof ch, "c%u", (i * 7 + (unsigned)l->id) % LIM_CHANS);
-    if (lmq_produce(l->env, ch, &b, 1, NULL, LMQ_SYNC_NONE) == 0)
-      l->n++;
-    else
-      l->failed++;
-  }
-  return NULL;
-}
-
 /* Reads as much as it may (max 1M messages a call), keeping the previous
  * result until the next one is in: a consumer that holds memory. */
 static void *lim_consume(void *arg) {
-  limload *l = arg;
+  load *l = arg;
   char ch[16];
   lmq_msgs *prev = NULL;
   for (unsigned i = 0; !atomic_load(l->stop); i++) {
@@ -204,11 +187,11 @@ Test(memory, memory_limit_is_a_ceiling_under_load, .timeout = 60) {
   uint64_t max_result = 0, max_unapplied = 0, max_read = 0, warm = 0;
   for (int round = 0; round < 2; round++) {
     atomic_int stop = 0;
-    limload l[3] = {{env, 0, &stop, 0, 0, 0}, {env, 1, &stop, 0, 0, 0},
-                    {env, 2, &stop, 0, 0, 0}};
+    load l[3] = {{env, 0, &stop, 0, 0, 0, LIM_CHANS}, {env, 1, &stop, 0, 0, 0, LIM_CHANS},
+                 {env, 2, &stop, 0, 0, 0, LIM_CHANS}};
     pthread_t t[3];
-    pthread_create(&t[0], NULL, lim_produce, &l[0]);
-    pthread_create(&t[1], NULL, lim_produce, &l[1]);
+    pthread_create(&t[0], NULL, produce_loop, &l[0]);
+    pthread_create(&t[1], NULL, produce_loop, &l[1]);
     pthread_create(&t[2], NULL, lim_consume, &l[2]);
     uint64_t end = now_ms() + (round ? 4000 : 1000);
     while (now_ms() < end) {

@@ -8,6 +8,7 @@
 #include "stream/msg.h"
 #include "stream/envelope.h"
 #include "stream/pbpack.h"
+#include "stream/varint.h"
 #include "common/error.h"
 #include "lmq_msg.pb-c.h"
 
@@ -619,13 +620,7 @@ int lmq__msg_marshal_many(unsigned char **out, lmq_buf *bufs,
       b.len += elen;
       free(ext);
     }
-    size_t blen = b.len - start, h = h0;
-    if (blen) {
-      size_t vl = 1;
-      for (uint64_t v = blen; v >= 0x80; v >>= 7)
-        vl++;
-      h += 1 + vl;
-    }
+    size_t blen = b.len - start, h = h0 + (blen ? 1 + lmq__varint_len(blen) : 0);
     lmq__envelope_head_write(b.p + start - h, m, blen);
     bufs[i].data = (const void *)(uintptr_t)(start - h);
     bufs[i].len = h + blen;

@@ -20,6 +20,7 @@
  */
 #include "config.h"
 #include "stream/pbpack.h"
+#include "stream/varint.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,27 +42,8 @@ static inline int grow(lmq__pbuf *b, size_t more) {
   return b->cap - b->len >= more ? 0 : grow_slow(b, more);
 }
 
-static inline size_t put_varint(unsigned char *p, uint64_t v) {
-  size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = (unsigned char)(v | 0x80);
-    v >>= 7;
-  }
-  p[n++] = (unsigned char)v;
-  return n;
-}
-
-static inline size_t varint_len(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
 static inline size_t put_tag(unsigned char *p, uint32_t id, unsigned wt) {
-  return put_varint(p, ((uint64_t)id << 3) | wt);
+  return lmq__varint_put(p, ((uint64_t)id << 3) | wt);
 }
 
 static inline size_t put_fixed32(unsigned char *p, uint32_t v) {
@@ -108,28 +90,28 @@ static inline size_t put_scalar(unsigned char *p, ProtobufCType t, const void *v
     int32_t x;
     memcpy(&x, v, sizeof x);
     /* Negative values are sign-extended to 64 bits: 10 bytes. */
-    return put_varint(p, (uint64_t)(int64_t)x);
+    return lmq__varint_put(p, (uint64_t)(int64_t)x);
   }
   case PROTOBUF_C_TYPE_SINT32: {
     int32_t x;
     memcpy(&x, v, sizeof x);
-    return put_varint(p, ((uint32_t)x << 1) ^ (uint32_t)(x >> 31));
+    return lmq__varint_put(p, ((uint32_t)x << 1) ^ (uint32_t)(x >> 31));
   }
   case PROTOBUF_C_TYPE_UINT32: {
     uint32_t x;
     memcpy(&x, v, sizeof x);
-    return put_varint(p, x);
+    return lmq__varint_put(p, x);
   }
   case PROTOBUF_C_TYPE_SINT64: {
     int64_t x;
     memcpy(&x, v, sizeof x);
-    return put_varint(p, ((uint64_t)x << 1) ^ (uint64_t)(x >> 63));
+    return lmq__varint_put(p, ((uint64_t)x << 1) ^ (uint64_t)(x >> 63));
   }
   case PROTOBUF_C_TYPE_INT64:
   case PROTOBUF_C_TYPE_UINT64: {
     uint64_t x;
     memcpy(&x, v, sizeof x);
-    return put_varint(p, x);
+    return lmq__varint_put(p, x);
   }
   case PROTOBUF_C_TYPE_SFIXED32:
   case PROTOBUF_C_TYPE_FIXED32:
@@ -186,12 +168,12 @@ static int close_len(lmq__pbuf *b, size_t start) {
     b->p[start - 1] = (unsigned char)len;
     return 0;
   }
-  size_t vl = varint_len(len);
+  size_t vl = lmq__varint_len(len);
   if (grow(b, vl - 1))
     return -1;
   memmove(b->p + start + vl - 1, b->p + start, len);
   b->len += vl - 1;
-  put_varint(b->p + start - 1, len);
+  lmq__varint_put(b->p + start - 1, len);
   return 0;
 }
 
@@ -355,7 +337,7 @@ static int put_value(lmq__pbuf *b, const pb_op *o, const void *v) {
       return -1;
     memcpy(b->p + b->len, o->tag, 8);
     b->len += o->taglen;
-    b->len += put_varint(b->p + b->len, (uint32_t)sl);
+    b->len += lmq__varint_put(b->p + b->len, (uint32_t)sl);
     if (sl)
       memcpy(b->p + b->len, s, sl);
     b->len += sl;
@@ -367,7 +349,7 @@ static int put_value(lmq__pbuf *b, const pb_op *o, const void *v) {
       return -1;
     memcpy(b->p + b->len, o->tag, 8);
     b->len += o->taglen;
-    b->len += put_varint(b->p + b->len, (uint32_t)d->len);
+    b->len += lmq__varint_put(b->p + b->len, (uint32_t)d->len);
     if (d->len)
       memcpy(b->p + b->len, d->data, d->len);
     b->len += d->len;
