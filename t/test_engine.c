@@ -601,11 +601,11 @@ Test(applier, a_steady_trickle_waits_for_a_lull) {
   lmq_env *env;
   cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
   cr_assert_eq(lmq_channel_create(env, "c"), 0);
-  /* 400 ms at one message per 2 ms: every 20 ms this was ~20 applies. A
-   * stall of the test of over 20 ms (a loaded machine) is a lull: allow
-   * two. */
+  /* 400 ms at one message per 2 ms: the old applier made 11 applies (one
+   * per 20 ms, some merged). A stall of the test of over 20 ms (a loaded
+   * machine, a sanitizer build) is a lull: allow a few. */
   int moves = count_applies(env, 2000, 400);
-  cr_assert_leq(moves, 2, "%d applies during a steady trickle", moves);
+  cr_assert_leq(moves, 5, "%d applies during a steady trickle", moves);
   lmq_env_stats s;
   uint64_t end = now_ms() + 2000;
   do {
