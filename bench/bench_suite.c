@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "lmq.h"
+#include "rss_anon.h"
 #include "stream/rocksmq.h"
 #ifdef BENCH_WITH_STREAM
 #include "lmq_stream.h"
@@ -838,20 +839,8 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Private memory: RssAnon (peak RSS also counts the mapped LMDB file and
- * RocksDB's, which are page cache the kernel can drop). */
-static double anon_mb_now(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f)
-    return 0;
-  char line[256];
-  unsigned long kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "RssAnon: %lu kB", &kb) == 1)
-      break;
-  fclose(f);
-  return (double)kb / 1024;
-}
+/* Private memory (bench/rss_anon.h), in MB. */
+static double anon_mb_now(void) { return (double)bench_rss_anon() / (1024 * 1024); }
 
 typedef struct sampler {
   atomic_int stop;

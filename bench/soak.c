@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include "lmq.h"
+#include "rss_anon.h"
 
 #include <dirent.h>
 #include <ftw.h>
@@ -78,21 +79,6 @@ static uint64_t du(const char *dir) {
   return dir_bytes;
 }
 
-/* RssAnon of this process in bytes (private, anonymous resident memory:
- * not the mapped LMDB file). */
-static uint64_t rss_anon(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f)
-    return 0;
-  char line[256];
-  uint64_t kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "RssAnon: %lu kB", &kb) == 1)
-      break;
-  fclose(f);
-  return kb * 1024u;
-}
-
 static void *producer(void *arg) {
   unsigned id = (unsigned)(uintptr_t)arg;
   unsigned n = cfg.per_call;
@@ -134,7 +120,7 @@ static sample take(const char *dir) {
     s.wal = es.wal_bytes;
     s.unapplied = es.unapplied_bytes;
   }
-  s.anon = rss_anon();
+  s.anon = bench_rss_anon();
   return s;
 }
 
