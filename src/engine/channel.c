@@ -238,18 +238,19 @@ int lmq__chan_load_all(lmq_env *env, MDB_txn *txn) {
  * a burst grew added up to megabytes nobody used. Freeing them at every
  * apply instead cost each busy channel a few reallocations per apply. */
 void lmq__chan_tails_release(lmq_env *env) {
-  pthread_mutex_lock(&env->reg_mu);
-  for (size_t i = 0; env->htab && i < env->hcap; i++)
-    for (lmq_chan *c = env->htab[i]; c; c = c->hnext) {
-      pthread_mutex_lock(&c->mu);
-      if (c->thead == c->tlen && !c->treserved && c->tcap) {
-        free(c->tail);
-        c->tail = NULL;
-        c->tcap = c->thead = c->tlen = 0;
-      }
-      pthread_mutex_unlock(&c->mu);
+  size_t n;
+  lmq_chan **list = lmq__chan_snapshot(env, &n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lmq_chan *c = list[i];
+    pthread_mutex_lock(&c->mu);
+    if (c->thead == c->tlen && !c->treserved && c->tcap) {
+      free(c->tail);
+      c->tail = NULL;
+      c->tcap = c->thead = c->tlen = 0;
     }
-  pthread_mutex_unlock(&env->reg_mu);
+    pthread_mutex_unlock(&c->mu);
+  }
+  lmq__chan_release(env, list, n);
 }
 
 void lmq__chan_free_all(lmq_env *env) {
