@@ -99,6 +99,7 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
     if ((rc = lmq__sys_put(txn, env->sysdbi, SYS_HWM, &hwm, 1)))
       goto fail;
   }
+  lmq__mdb_pages_ahead(env);
   rc = mdb_txn_commit(txn);
   /* Whether or not the commit worked, reset the per-apply marks; only a
    * successful commit moves the counters. */

@@ -170,6 +170,8 @@ struct lmq_env {
   uint64_t read_cap;        /* consume results not yet freed; 0 = no limit */
   struct lmq__memacct *acct; /* what they hold (NULL without a limit) */
   uint64_t trim_pending, last_trim_ns; /* applier thread only */
+  uint64_t pages_ready; /* data.mdb cached in small folios up to here
+                          (pagecache.c; applier thread only) */
 
   /* recycled chunk buffers */
   pthread_mutex_t free_mu;
@@ -308,6 +310,9 @@ static inline int lmq__apply_due(const lmq_env *env) {
 /* Sync LMDB and retire the segments wholly before the applied position
  * (applier thread, or after it stopped). */
 int lmq__checkpoint(lmq_env *env);
+/* Prepare data.mdb's cache ahead of LMDB's last page (pagecache.c); call
+ * with a write transaction open. */
+void lmq__mdb_pages_ahead(lmq_env *env);
 
 /* --- committer.c: metadata-store work off the applier */
 int lmq__committer_start(lmq_env *env);

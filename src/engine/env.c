@@ -303,6 +303,8 @@ static int open_lmdb(lmq_env *env) {
     mdb_txn_abort(txn);
     return lmq__is_lmq_code(rc) ? rc : lmq__mdb_code(rc, "open");
   }
+  if (!ro)
+    lmq__mdb_pages_ahead(env); /* before any commit appends pages */
   if ((rc = mdb_txn_commit(txn)))
     return lmq__mdb_code(rc, "open");
   env->applied_seg = ap[0];
