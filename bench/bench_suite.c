@@ -14,7 +14,8 @@
  *   -o   where suite-<time>.{txt,csv,json} and latest.dat go
  *        (default bench/results next to this binary's working directory)
  *   -m   run only the measures whose name contains this string (the
- *        machine limits are always measured)
+ *        machine limits are always measured; the NATS rows run only when
+ *        it names them)
  *
  * Every run happens in a forked child with a fresh data directory, so the
  * parent can read the child's peak RSS and CPU time from wait4(); the child
@@ -1421,7 +1422,8 @@ int main(int argc, char **argv) {
   fputs("ttstream_16ch_none: not built (the stream layer is not merged)\n", stdout);
 #endif
 #ifdef BENCH_WITH_NATS
-  nats_rows(txt);
+  if (!only || strstr(only, "nats")) /* -m picks lmq/RocksDB rows alone */
+    nats_rows(txt);
 #endif
   const char *legend =
       "\nlmq/rdb: lmq's median over RocksDB's (latency: lower is better). "
