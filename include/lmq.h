@@ -584,6 +584,15 @@ LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
 /* Fail with LMQ_ENOTFOUND instead of creating a missing directory or a
  * directory that holds no env (DIR/data.mdb). */
 #define LMQ_OPEN_NOCREATE 0x4u
+/* Never zero-fill WAL segments ahead of use. By default, when small synced
+ * produces keep appending to a new segment (at least 64 fdatasyncs in it,
+ * under 16 KiB each; fewer for small segments), the applier thread writes
+ * a spare segment full of zeros (wal_segment_size bytes, once; later
+ * segments recycle retired ones) and the WAL moves to it: an fdatasync
+ * that overwrites allocated blocks commits nothing to the file system's
+ * journal, so such produces complete up to ~1.6x faster on ext4. Set this
+ * on media where the extra wal_segment_size bytes written matter more. */
+#define LMQ_OPEN_NO_WAL_ZERO_FILL 0x8u
 
 /*
  * The metadata store a directory belongs to: a read-write open with an

@@ -24,6 +24,9 @@
 /* Options that keep everything in the WAL (nothing applied to LMDB). */
 static lmq_env_options wal_only(void) {
   lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  /* The tests below find records by segment: keep small synced writes in
+   * one (zero-filled segments have tests of their own). */
+  o.flags = LMQ_OPEN_NO_WAL_ZERO_FILL;
   o.map_size = (uint64_t)64 << 20;
   o.wal_segment_size = 64 << 10;
   o.apply_interval_ms = 600000;
@@ -407,5 +410,159 @@ Test(recovery, version_1_options_still_open) {
                lmq_errmsg());
   lmq_env_close(env);
   free(v1);
+  tmpdir_rm(dir);
+}
+
+/* ---- Zero-filled segments (wal_seg.c): small synced writes that append
+ * to a new segment make the applier zero-fill a spare, and the WAL moves
+ * to it. What is written there must come back like anywhere else. */
+
+static lmq_env_options zero_fill(void) {
+  lmq_env_options o = wal_only();
+  o.flags = 0;
+  return o;
+}
+
+static void wal_path(char *buf, size_t len, const char *dir, const char *name) {
+  snprintf(buf, len, "%s/wal/%s", dir, name);
+}
+
+/* Small ALWAYS produces until the WAL has moved on to segment 2 (the
+ * zero-filled spare), then 20 more; the count goes to DIR/count. */
+static const char *g_dir;
+static void until_zero_filled(lmq_env *env) {
+  char seg2[4096], cnt[4096];
+  wal_path(seg2, sizeof seg2, g_dir, "0000000000000002.log");
+  int n = 0, after = -1;
+  char buf[100];
+  while (n < 9999 && (after < 0 || n < after + 20)) {
+    memset(buf, 'a' + n % 26, sizeof buf);
+    int l = snprintf(buf, 32, "m%04d", n);
+    buf[l] = ' ';
+    lmq_buf b = {buf, sizeof buf};
+    if (lmq_produce(env, "c", &b, 1, NULL, LMQ_SYNC_ALWAYS))
+      _exit(2);
+    n++;
+    if (after < 0 && access(seg2, F_OK) == 0)
+      after = n;
+    if (after < 0 && n % 50 == 0)
+      usleep(10000); /* let the applier run on a loaded machine */
+  }
+  snprintf(cnt, sizeof cnt, "%s/count", g_dir);
+  FILE *f = fopen(cnt, "w");
+  if (!f || fprintf(f, "%d %d\n", n, after) < 0 || fclose(f))
+    _exit(3);
+}
+
+static void zero_filled_run(const char *dir, int *n, int *after) {
+  g_dir = dir;
+  lmq_env_options o = zero_fill();
+  in_crashing_child(dir, &o, until_zero_filled);
+  char cnt[4096];
+  snprintf(cnt, sizeof cnt, "%s/count", dir);
+  FILE *f = fopen(cnt, "r");
+  cr_assert_not_null(f);
+  cr_assert_eq(fscanf(f, "%d %d", n, after), 2);
+  fclose(f);
+  unlink(cnt);
+  cr_assert_geq(*after, 0, "the WAL never moved to a zero-filled segment "
+                "(%d small synced produces)", *n);
+  /* The segment it moved to is a whole spare: allocated, zero-filled. */
+  char seg2[4096];
+  wal_path(seg2, sizeof seg2, dir, "0000000000000002.log");
+  struct stat st;
+  cr_assert_eq(stat(seg2, &st), 0);
+  cr_assert_eq(st.st_size, (off_t)o.wal_segment_size);
+  cr_assert_geq((uint64_t)st.st_blocks * 512, o.wal_segment_size,
+                "the spare is not allocated");
+}
+
+Test(recovery, small_synced_writes_move_to_a_zero_filled_segment_and_lose_nothing) {
+  char *dir = tmpdir_new();
+  int n, after;
+  zero_filled_run(dir, &n, &after);
+  lmq_env_options o = zero_fill();
+  lmq_env *env;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  lmq_recovery_report r = LMQ_RECOVERY_REPORT_INIT;
+  cr_assert_eq(lmq_env_recovery_get(&r, env), 0);
+  cr_assert_eq(r.cut_bytes, 0, "the zeros were taken for a torn tail: %s",
+               r.summary);
+  int missing, got = count_intact(env, &missing);
+  cr_assert_eq(got, n, "%d of %d messages (first missing %d)", got, n, missing);
+  lmq_env_close(env);
+  tmpdir_rm(dir);
+}
+
+Test(recovery, a_torn_tail_in_a_zero_filled_segment_is_cut) {
+  char *dir = tmpdir_new();
+  int n, after;
+  zero_filled_run(dir, &n, &after);
+  /* The last record's last 30 bytes never reached the disk: zeros. */
+  char seg2[4096], last[16];
+  wal_path(seg2, sizeof seg2, dir, "0000000000000002.log");
+  snprintf(last, sizeof last, "m%04d", n - 1);
+  off_t at = find_in(seg2, last) + 100 - 30;
+  int fd = open(seg2, O_WRONLY);
+  static const char zeros[30];
+  cr_assert_eq(pwrite(fd, zeros, sizeof zeros, at), (ssize_t)sizeof zeros);
+  close(fd);
+  lmq_env_options o = zero_fill();
+  lmq_env *env;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  lmq_recovery_report r = LMQ_RECOVERY_REPORT_INIT;
+  cr_assert_eq(lmq_env_recovery_get(&r, env), 0);
+  cr_assert_gt(r.cut_bytes, 0, "nothing reported cut: '%s'", r.summary);
+  cr_assert_eq(r.cut_segment, 2, "%s", r.summary);
+  int missing, got = count_intact(env, &missing);
+  cr_assert_eq(got, n - 1, "%d of %d messages", got, n - 1);
+  cr_assert_eq(missing, -1);
+  lmq_env_close(env);
+  tmpdir_rm(dir);
+}
+
+/* Batched synced produces (over 16 KiB a sync) and unsynced ones never
+ * pay for zeros. */
+Test(recovery, batched_or_unsynced_writes_zero_fill_nothing) {
+  char *dir = tmpdir_new();
+  lmq_env_options o = zero_fill();
+  lmq_env *env;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  static char payload[200][100];
+  lmq_buf b[200];
+  for (int i = 0; i < 200; i++)
+    b[i] = (lmq_buf){payload[i], sizeof payload[i]};
+  for (int i = 0; i < 40; i++)
+    cr_assert_eq(lmq_produce(env, "c", b, 200, NULL, LMQ_SYNC_ALWAYS), 0, "%s",
+                 lmq_errmsg());
+  for (int i = 0; i < 2000; i++)
+    cr_assert_eq(lmq_produce(env, "c", b, 1, NULL, LMQ_SYNC_NONE), 0, "%s",
+                 lmq_errmsg());
+  usleep(300 * 1000); /* the applier would have made a spare by now */
+  char p[4096];
+  wal_path(p, sizeof p, dir, "spare.0");
+  cr_assert_neq(access(p, F_OK), 0, "a spare was zero-filled");
+  wal_path(p, sizeof p, dir, "spare.tmp");
+  cr_assert_neq(access(p, F_OK), 0, "a spare is being zero-filled");
+  lmq_env_close(env);
+  tmpdir_rm(dir);
+}
+
+Test(recovery, a_spare_cut_short_by_a_crash_is_removed_at_open) {
+  char *dir = tmpdir_new();
+  lmq_env_options o = zero_fill();
+  lmq_env *env;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  lmq_env_close(env);
+  char p[4096];
+  wal_path(p, sizeof p, dir, "spare.tmp");
+  FILE *f = fopen(p, "w");
+  cr_assert_not_null(f);
+  fputs("half a spare", f);
+  fclose(f);
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  cr_assert_neq(access(p, F_OK), 0, "spare.tmp is still there");
+  lmq_env_close(env);
   tmpdir_rm(dir);
 }

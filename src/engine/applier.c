@@ -211,6 +211,7 @@ static chunk *take_batch(lmq_env *env, int all) {
 static uint64_t duties(lmq_env *env, uint64_t *last_retention, int map_full) {
   uint64_t now = lmq__mono_ns();
   interval_sync(env, now);
+  lmq__wal_spare_make(env);
   /* Age limits are checked once a second; a byte limit as soon as an apply
    * crossed it, so what is retained stays within the limit plus about one
    * apply at any produce rate. */

@@ -157,6 +157,12 @@ struct lmq_env {
   uint64_t last_sync_ns;
   _Atomic uint64_t sync_ns_avg; /* recent fdatasync time (linger; read unlocked) */
   int nspares;              /* recycled segment files ready: wal/spare.N */
+  uint64_t wal_alloc_end; /* the segment file's size when it was opened:
+                             writes below it overwrite allocated blocks */
+  uint64_t wal_seg_syncs; /* fdatasyncs in this segment */
+  atomic_int spare_wanted; /* small synced writes append: the applier
+                              makes a zero-filled spare (wal_seg.c);
+                              1 wanted, 2 and the applier was woken */
 
   /* group commit linger: when producers are concurrent, a new leader waits
    * briefly for the others to enqueue so one fsync covers all of them */
@@ -327,6 +333,10 @@ int lmq__wal_roll(lmq_env *env);
 int lmq__wal_sync(lmq_env *env);
 /* Recycle or delete a fully-applied WAL segment file (io_mu not held). */
 void lmq__wal_retire(lmq_env *env, const char *path);
+/* Applier duty: make a zero-filled spare segment when spare_wanted. */
+void lmq__wal_spare_make(lmq_env *env);
+/* io_mu held: roll now to a ready spare (small synced writes append). */
+int lmq__wal_roll_early(const lmq_env *env);
 int lmq__wal_sync_dir(lmq_env *env);
 
 /* --- produce.c */

@@ -163,7 +163,8 @@ static int check_options(const lmq_env_options *o) {
     return lmq__error(LMQ_EINVAL, "wal_segment_size must be at least 64 KiB");
   if (o->apply_bytes == 0 || o->max_unapplied < o->apply_bytes)
     return lmq__error(LMQ_EINVAL, "need 0 < apply_bytes <= max_unapplied");
-  const unsigned known = LMQ_OPEN_SALVAGE | LMQ_OPEN_RDONLY | LMQ_OPEN_NOCREATE;
+  const unsigned known = LMQ_OPEN_SALVAGE | LMQ_OPEN_RDONLY | LMQ_OPEN_NOCREATE |
+                         LMQ_OPEN_NO_WAL_ZERO_FILL;
   if (o->flags & ~known)
     return lmq__error(LMQ_EINVAL, "unknown flags 0x%x", o->flags & ~known);
   if ((o->flags & LMQ_OPEN_RDONLY) && (o->flags & LMQ_OPEN_SALVAGE))

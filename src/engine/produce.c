@@ -204,7 +204,8 @@ static int leader_flush(lmq_env *env, chunk *c) {
     goto out_unlock;
   }
   if (env->wal_ended ||
-      (env->wal_off > 0 && env->wal_off + c->len > env->opt.wal_segment_size)) {
+      (env->wal_off > 0 && env->wal_off + c->len > env->opt.wal_segment_size) ||
+      lmq__wal_roll_early(env)) {
     if ((rc = lmq__wal_roll(env)))
       goto out_unlock;
   }
@@ -275,7 +276,9 @@ out_unlock:
   env->unapplied += c->len;
   c->mem = lmq__chunk_mem(c);
   env->unapplied_mem += c->mem;
-  if (lmq__apply_due(env))
+  int want = 1; /* a zero-filled spare is wanted: wake the applier once */
+  if (lmq__apply_due(env) ||
+      atomic_compare_exchange_strong(&env->spare_wanted, &want, 2))
     pthread_cond_signal(&env->app_cond);
   pthread_mutex_unlock(&env->app_mu);
   return 0;

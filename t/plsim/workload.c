@@ -86,10 +86,10 @@ static void env_close(void) {
   env = NULL;
 }
 
-static void do_produce(int c, int sync, uint64_t *rs) {
-  static const int syncs[] = {LMQ_SYNC_ALWAYS, LMQ_SYNC_INTERVAL, LMQ_SYNC_NONE};
-  (void)syncs;
-  int n = 1 + (int)(rnd(rs) % 8);
+/* Up to maxn messages of 20 .. 20 + spread - 1 bytes. */
+static void produce_sized(int c, int sync, uint64_t *rs, int maxn,
+                          unsigned spread) {
+  int n = 1 + (int)(rnd(rs) % (unsigned)maxn);
   static _Thread_local unsigned char bufs[8][3000];
   lmq_buf b[8];
   unsigned op = next_opid++;
@@ -100,7 +100,7 @@ static void do_produce(int c, int sync, uint64_t *rs) {
     return;
   }
   for (int i = 0; i < n; i++) {
-    size_t len = 20 + (size_t)(rnd(rs) % 2981);
+    size_t len = 20 + (size_t)(rnd(rs) % spread);
     pl_payload(bufs[i], len, op, (unsigned)i, (unsigned)c, ch->gen);
     b[i] = (lmq_buf){bufs[i], len};
   }
@@ -111,6 +111,10 @@ static void do_produce(int c, int sync, uint64_t *rs) {
   if (rc == 0)
     ch->last_acked = ids[n - 1];
   pthread_mutex_unlock(&ch->mu);
+}
+
+static void do_produce(int c, int sync, uint64_t *rs) {
+  produce_sized(c, sync, rs, 8, 2981);
 }
 
 static int pick_sync(uint64_t *rs) {
@@ -280,6 +284,13 @@ static int sweep(uint64_t seed, int steps) {
   chan_create(0);
   chan_create(1);
   chan_create(PL_RET_CHAN);
+  /* Small synced produces on a new env append to a new segment: the
+   * applier zero-fills a spare and the WAL rolls to it early (wal_seg.c). */
+  for (int i = 0; i < 32; i++) {
+    produce_sized(i % 2, LMQ_SYNC_ALWAYS, &rs, 1, 180);
+    if (i % 8 == 7)
+      usleep(5000);
+  }
   for (int i = 0; i < steps * 2 / 5; i++) {
     ops_step(&rs);
     /* Retention runs in the applier about once a second: give it a pass
