@@ -160,6 +160,8 @@ struct lmq_env {
   uint64_t wal_alloc_end; /* the segment file's size when it was opened:
                              writes below it overwrite allocated blocks */
   uint64_t wal_seg_syncs; /* fdatasyncs in this segment */
+  uint64_t spare_failed_seg; /* a zero fill failed (full disk) while this
+                                segment was written: not retried in it */
   atomic_int spare_wanted; /* small synced writes append: the applier
                               makes a zero-filled spare (wal_seg.c);
                               1 wanted, 2 and the applier was woken */

@@ -154,7 +154,8 @@ int lmq__wal_roll_early(const lmq_env *env) {
  * so a spare is always whole. Its name need not be durable: a spare lost
  * to a power loss is only a spare less, and the directory is fsynced when
  * a segment is made of it. Errors (a full disk) are not reported: the WAL
- * goes on appending.
+ * goes on appending, and no zero fill is tried again until the next
+ * segment.
  */
 void lmq__wal_spare_make(lmq_env *env) {
   if (!atomic_exchange(&env->spare_wanted, 0))
@@ -191,6 +192,9 @@ void lmq__wal_spare_make(lmq_env *env) {
     pthread_mutex_unlock(&env->io_mu);
   }
   unlink(tmp);
+  pthread_mutex_lock(&env->io_mu);
+  env->spare_failed_seg = env->wal_seg; /* retried in the next segment */
+  pthread_mutex_unlock(&env->io_mu);
 }
 
 /* fdatasync the current segment; on failure the env is failed for good
@@ -212,7 +216,7 @@ int lmq__wal_sync(lmq_env *env) {
   env->wal_seg_syncs++;
   int none = 0; /* 1: wanted, 2: the applier was woken for it */
   if (env->nspares == 0 && !(env->opt.flags & LMQ_OPEN_NO_WAL_ZERO_FILL) &&
-      sync_dense(env))
+      env->spare_failed_seg != env->wal_seg && sync_dense(env))
     atomic_compare_exchange_strong(&env->spare_wanted, &none, 1);
   env->interval_dirty = 0;
   env->last_sync_ns = lmq__mono_ns();
