@@ -316,9 +316,9 @@ static int emb_txn_in(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops,
   return 0;
 }
 
-static void emb_txn_done(lmq_meta *m, lmq_meta_pending *p, int committed) {
+static void emb_txn_done(lmq_meta *m, lmq_meta_pending *p, int tell) {
   emb *e = (emb *)m;
-  if (committed && p->n) {
+  if (tell && p->n) {
     pthread_mutex_lock(&e->wlock);
     for (watcher *w = e->watchers; w; w = w->next)
       for (size_t i = 0; i < p->n; i++)

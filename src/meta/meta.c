@@ -143,7 +143,7 @@ int lmq_meta_txn_in(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops,
   return m->ops->txn_in(m, mdb_txn, ops, nops, pending);
 }
 
-void lmq_meta_txn_done(lmq_meta *m, lmq_meta_pending *pending, int committed) {
+void lmq_meta_txn_done(lmq_meta *m, lmq_meta_pending *pending, int tell) {
   if (m && pending && m->ops->txn_done)
-    m->ops->txn_done(m, pending, committed);
+    m->ops->txn_done(m, pending, tell);
 }

@@ -108,7 +108,7 @@ typedef struct lmq_meta_pending lmq_meta_pending;
  * joins:    1 if txn_in can join write transactions of mdb_env, else 0.
  * txn_in:   apply ops inside mdb_txn; *pending receives what watchers are
  *           told once the caller's commit has succeeded.
- * txn_done: after the caller's commit (committed = 1) or abort (0).
+ * txn_done: tell the watchers (tell = 1) or not (0), and free pending.
  */
 typedef struct lmq_meta_ops {
   const char *name;
@@ -131,7 +131,7 @@ typedef struct lmq_meta_ops {
   int (*joins)(lmq_meta *m, void *mdb_env);
   int (*txn_in)(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops, size_t nops,
                 lmq_meta_pending **pending);
-  void (*txn_done)(lmq_meta *m, lmq_meta_pending *pending, int committed);
+  void (*txn_done)(lmq_meta *m, lmq_meta_pending *pending, int tell);
 } lmq_meta_ops;
 
 struct lmq_meta {
@@ -190,9 +190,12 @@ int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen);
  * put's version is the key's previous one + 1, a delete resets it. Nothing
  * is committed or synced: the caller does both. Watchers are told nothing
  * yet: *pending (always set, NULL on failure) holds their events, and the
- * caller passes it to lmq_meta_txn_done after its commit (committed = 1:
- * the watchers are called there, on the caller's thread, then it is freed)
- * or its abort (0: freed only). The ops' bytes may be freed once it returns.
+ * caller passes it to lmq_meta_txn_done once its commit (and, if it promises
+ * durability, its sync) succeeded with tell = 1: the watchers are called
+ * there, on the caller's thread, which must not hold the LMDB write
+ * transaction; or after an abort or a failure with tell = 0: nobody is told
+ * (as lmq_meta_txn tells nobody when its sync fails). Either frees it. The
+ * ops' bytes may be freed once lmq_meta_txn_in returns.
  * On failure the caller must abort mdb_txn: some ops may have been applied.
  * Errors: LMQ_ENOTSUP (m cannot join it, nothing done), LMQ_EINVAL,
  * LMQ_ETOOBIG (key), LMQ_ENOMEM, LMQ_EMAPFULL, LMQ_EIO.
@@ -200,7 +203,7 @@ int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen);
 int lmq_meta_joins(lmq_meta *m, void *mdb_env);
 int lmq_meta_txn_in(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops,
                     size_t nops, lmq_meta_pending **pending);
-void lmq_meta_txn_done(lmq_meta *m, lmq_meta_pending *pending, int committed);
+void lmq_meta_txn_done(lmq_meta *m, lmq_meta_pending *pending, int tell);
 
 /* The embedded driver's constructor (used by lmq_meta_open). */
 int lmq__meta_embedded_open(lmq_meta **out, void *mdb_env);
