@@ -8,7 +8,10 @@
  * {incarnation, created_ms, applied bytes, retention age, retention bytes,
  * last id}. The incarnation (unique per create) is written into every WAL
  * record so recovery never replays a destroyed channel's messages into a
- * re-created one.
+ * re-created one. The metadata store holds "chan/<name>" and the groups'
+ * "group/<name>/<group>"; the embedded store writes them in the same LMDB
+ * transaction as the records above, so a create or destroy commits and
+ * syncs once and a crash never separates them.
  */
 #include "config.h"
 #include "engine/engine.h"
@@ -513,7 +516,7 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   }
   lmq__chan_put(env, ch); /* last reference: frees it */
   pthread_mutex_unlock(&env->ddl_mu);
-  lmq__applier_kick(env); /* its pages may be what a failing apply needs */
+  lmq__applier_room_freed(env); /* its pages may be what a failing apply needs */
   return rc ? rc : mrc;
 }
 
