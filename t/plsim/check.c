@@ -338,7 +338,8 @@ static void check_meta_records(ck *k, const char *path) {
         uint64_t minc = incarnation_at(txn, meta, key, 16); /* after the version */
         if (minc != inc)
           fail(k, "meta-record", "channel %s (incarnation %llu): metadata record %s",
-               name, (unsigned long long)inc, minc ? "of another incarnation" : "missing");
+               name, (unsigned long long)inc,
+               minc ? "of another incarnation" : "missing");
       }
       mdb_cursor_close(cur);
     }
