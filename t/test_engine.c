@@ -4,10 +4,38 @@
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* fdatasync and fsync of data.mdb, counted: liblmdb's calls resolve to these
+ * definitions (exported: the program is linked with --export-dynamic). */
+static atomic_long mdb_syncs;
+
+static int is_data_mdb(int fd) {
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n < 9)
+    return 0;
+  path[n] = '\0';
+  return !strcmp(path + n - 9, "/data.mdb");
+}
+
+__attribute__((visibility("default"))) int fdatasync(int fd) {
+  if (is_data_mdb(fd))
+    atomic_fetch_add(&mdb_syncs, 1);
+  return (int)syscall(SYS_fdatasync, fd);
+}
+
+__attribute__((visibility("default"))) int fsync(int fd) {
+  if (is_data_mdb(fd))
+    atomic_fetch_add(&mdb_syncs, 1);
+  return (int)syscall(SYS_fsync, fd);
+}
 
 static char *dir;
 static lmq_env *env;
@@ -400,6 +428,88 @@ Test(engine, destroy_frees_and_recreate_starts_empty) {
   }
   cr_assert_leq(st.map_used, used0 + 64 * 4096, "map grew from %llu to %llu",
                 (unsigned long long)used0, (unsigned long long)st.map_used);
+}
+
+/* A create (and a destroy) is one LMDB transaction for the channel and its
+ * metadata record: its commit's fdatasync, then one sync for the meta page.
+ * (With a transaction of the metadata store's own it was four.) */
+Test(engine, a_channel_create_or_destroy_syncs_data_mdb_twice) {
+  enum { N = 16 };
+  char name[16];
+  long s0 = atomic_load(&mdb_syncs);
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "c%d", i);
+    cr_assert_eq(lmq_channel_create(env, name), 0, "%s", lmq_errmsg());
+  }
+  long s1 = atomic_load(&mdb_syncs);
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "c%d", i);
+    cr_assert_eq(lmq_channel_destroy(env, name), 0, "%s", lmq_errmsg());
+  }
+  long s2 = atomic_load(&mdb_syncs);
+  /* Durable when it returns: at least the two; a background sync may add
+   * one. */
+  cr_assert(s1 - s0 >= 2 * N && s1 - s0 <= 2 * N + 2,
+            "%d creates synced data.mdb %ld times", N, s1 - s0);
+  cr_assert(s2 - s1 >= 2 * N && s2 - s1 <= 2 * N + 2,
+            "%d destroys synced data.mdb %ld times", N, s2 - s1);
+}
+
+/* The metadata record "chan/NAME" is written with the channel (version 1,
+ * its incarnation and creation time) and deleted with it, with the
+ * channel's groups; a re-created channel starts again at version 1. */
+Test(engine, the_metadata_record_comes_and_goes_with_the_channel) {
+  cr_assert_eq(lmq_channel_create(env, "c"), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_group_create(env, "c", "g", LMQ_START_EARLIEST), 0);
+  lmq_env_close(env);
+  env = NULL;
+  unsigned char m[24], sys[48];
+  size_t ml = 0;
+  cr_assert(lmdb_peek(dir, "#meta", "chan/c", m, sizeof m, &ml));
+  cr_assert(lmdb_peek(dir, "#sys", "c:c", sys, sizeof sys, NULL));
+  cr_assert_eq(ml, 24, "8-byte version + created_ms + incarnation");
+  cr_assert_eq(get_le64(m), 1, "version %llu", (unsigned long long)get_le64(m));
+  cr_assert_eq(get_le64(m + 8), get_le64(sys + 8), "created_ms");
+  cr_assert_eq(get_le64(m + 16), get_le64(sys), "incarnation");
+  cr_assert(lmdb_peek(dir, "#meta", "group/c/g", NULL, 0, NULL));
+  uint64_t inc = get_le64(sys);
+
+  env = open_env(dir, LMQ_SYNC_ALWAYS);
+  cr_assert_eq(lmq_channel_destroy(env, "c"), 0, "%s", lmq_errmsg());
+  lmq_env_close(env);
+  env = NULL;
+  cr_assert_not(lmdb_peek(dir, "#meta", "chan/c", NULL, 0, NULL));
+  cr_assert_not(lmdb_peek(dir, "#meta", "group/c/g", NULL, 0, NULL));
+  cr_assert_not(lmdb_peek(dir, "#sys", "c:c", NULL, 0, NULL));
+  cr_assert_not(lmdb_peek(dir, NULL, "d:c", NULL, 0, NULL), "sub-database left");
+
+  env = open_env(dir, LMQ_SYNC_ALWAYS);
+  cr_assert_eq(lmq_channel_create(env, "c"), 0, "%s", lmq_errmsg());
+  lmq_env_close(env);
+  env = NULL;
+  cr_assert(lmdb_peek(dir, "#meta", "chan/c", m, sizeof m, &ml));
+  cr_assert_eq(get_le64(m), 1, "a re-created channel's record is new");
+  cr_assert_eq(get_le64(m + 16), inc + 1, "incarnation");
+  env = open_env(dir, LMQ_SYNC_ALWAYS);
+}
+
+/* A create refused (max_channels) leaves nothing: no sub-database, no
+ * "#sys" record, no metadata record. */
+Test(engine, a_refused_create_leaves_nothing) {
+  lmq_env_close(env);
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.max_channels = 1;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_create(env, "a"), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_create(env, "b"), LMQ_ELIMIT);
+  cr_assert_eq(lmq_channel_exists(env, "b"), 0);
+  lmq_env_close(env);
+  env = NULL;
+  cr_assert(lmdb_peek(dir, "#meta", "chan/a", NULL, 0, NULL));
+  cr_assert_not(lmdb_peek(dir, "#meta", "chan/b", NULL, 0, NULL));
+  cr_assert_not(lmdb_peek(dir, "#sys", "c:b", NULL, 0, NULL));
+  cr_assert_not(lmdb_peek(dir, NULL, "d:b", NULL, 0, NULL));
+  env = open_env(dir, LMQ_SYNC_ALWAYS);
 }
 
 Test(engine, channel_list_is_sorted) {

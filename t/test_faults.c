@@ -149,6 +149,74 @@ Test(faults, allocation_failures_never_make_a_group_skip_a_message,
   lmq_env_close(env);
   tmpdir_rm(dir);
 }
+
+/* The channel records of "c" in the closed env's LMDB: its sub-database,
+ * "#sys" record and metadata record, all present or all absent (asserted);
+ * returns 1 if present. *inc receives the incarnation counter. */
+static int records_of_c(const char *dir, uint64_t *inc) {
+  int sub = lmdb_peek(dir, NULL, "d:c", NULL, 0, NULL);
+  int sys = lmdb_peek(dir, "#sys", "c:c", NULL, 0, NULL);
+  unsigned char m[24], b[8] = {0};
+  size_t ml = 0;
+  int meta = lmdb_peek(dir, "#meta", "chan/c", m, sizeof m, &ml);
+  cr_assert(sub == sys && sys == meta, "sub-database %d, #sys record %d, "
+            "metadata record %d: a create is all or nothing", sub, sys, meta);
+  lmdb_peek(dir, "#sys", "incarnation", b, sizeof b, NULL);
+  *inc = get_le64(b);
+  if (meta) {
+    cr_assert_eq(ml, 24);
+    cr_assert_eq(get_le64(m), 1, "metadata record version %llu",
+                 (unsigned long long)get_le64(m));
+    cr_assert_eq(get_le64(m + 16), *inc, "metadata record of another incarnation");
+  }
+  return meta;
+}
+
+/* Every allocation of a create fails in turn (LMDB's own among them, and
+ * those of the metadata ops written in its transaction): a failed create
+ * leaves no sub-database, "#sys" record or metadata record, and does not
+ * move the incarnation counter. */
+Test(faults, a_create_that_runs_out_of_memory_leaves_nothing_behind,
+     .timeout = 120) {
+  char *dir = tmpdir_new();
+  lmq_env *env = open_env(dir, LMQ_SYNC_ALWAYS);
+  cr_assert_eq(lmq_channel_create(env, "a"), 0);
+  lmq_env_close(env);
+  uint64_t inc, now;
+  cr_assert_eq(records_of_c(dir, &inc), 0);
+  long failed = 0;
+  for (long n = 0;; n++) {
+    env = open_env(dir, LMQ_SYNC_ALWAYS);
+    failures = 0;
+    fail_countdown = n;
+    int rc = lmq_channel_create(env, "c");
+    fail_countdown = -1;
+    int last = failures == 0;
+    cr_assert(rc == 0 || rc == LMQ_ENOMEM, "create: %d %s", rc, lmq_errmsg());
+    cr_assert_eq(lmq_channel_exists(env, "c"), rc == 0);
+    if (rc == 0) /* (what failed was not needed) */
+      cr_assert_eq(lmq_channel_destroy(env, "c"), 0);
+    lmq_env_close(env);
+    if (last)
+      cr_assert_eq(rc, 0, "create failed without an injected failure");
+    failed += rc != 0;
+    cr_assert_eq(records_of_c(dir, &now), 0);
+    cr_assert_eq(now, rc ? inc : inc + 1, "incarnation counter %llu after a "
+                 "%s create, was %llu", (unsigned long long)now,
+                 rc ? "failed" : "successful", (unsigned long long)inc);
+    inc = now;
+    if (last)
+      break;
+  }
+  cr_log_info("%ld creates failed cleanly", failed);
+  cr_assert_gt(failed, 3, "only %ld creates failed", failed);
+  env = open_env(dir, LMQ_SYNC_ALWAYS);
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  lmq_env_close(env);
+  cr_assert_eq(records_of_c(dir, &now), 1);
+  cr_assert_eq(now, inc + 1);
+  tmpdir_rm(dir);
+}
 #endif
 
 /* In a child: limit file size so the WAL (and LMDB) writes fail, check the

@@ -519,6 +519,103 @@ META_TEST(bad_arguments_are_einval) {
   ctx_close(&c);
 }
 
+META_TEST(only_the_embedded_store_joins_an_lmdb_txn) {
+  ctx c;
+  ctx_open(&c, d);
+  MDB_env *other;
+  cr_assert_eq(mdb_env_create(&other), 0);
+  if (c.env) {
+    cr_assert_eq(lmq_meta_joins(c.m, c.env), 1);
+    cr_assert_eq(lmq_meta_joins(c.m, other), 0, "not a transaction of another env");
+  } else {
+    cr_assert_eq(lmq_meta_joins(c.m, other), 0);
+    lmq_meta_pending *p = (lmq_meta_pending *)1;
+    lmq_meta_op op = {LMQ_META_PUT, "k", 1, "v", 1};
+    cr_assert_eq(lmq_meta_txn_in(c.m, (void *)other, &op, 1, &p), LMQ_ENOTSUP);
+    cr_assert_null(p);
+    expect_absent(c.m, "k");
+  }
+  mdb_env_close(other);
+  /* A prefix delete exists only inside an LMDB transaction. */
+  lmq_meta_op dp = {LMQ_META_DEL_PREFIX, "k", 1, NULL, 0};
+  cr_assert_eq(lmq_meta_txn(c.m, NULL, 0, &dp, 1), LMQ_EINVAL);
+  ctx_close(&c);
+}
+
+/* ------------------------------------------------------------------ embedded only */
+
+static ctx emb_open(void) {
+  static drv emb = {"embedded"};
+  ctx c;
+  ctx_open(&c, &emb);
+  return c;
+}
+
+/* The ops the engine runs in its own transaction: versions as lmq_meta_put
+ * gives them, the prefix deleted, and the watchers told only at done(1). */
+Test(embedded, txn_in_writes_with_versions_and_tells_watchers_after_commit) {
+  ctx c = emb_open();
+  put_s(c.m, "k", "old");
+  put_s(c.m, "g/1", "a");
+  put_s(c.m, "g/2", "b");
+  put_s(c.m, "g0", "not in g/");
+  evlog l;
+  evlog_init(&l);
+  void *h;
+  OK(c.m->ops->watch(c.m, &h, "", 0, on_event, &l));
+  MDB_txn *txn;
+  cr_assert_eq(mdb_txn_begin(c.env, NULL, 0, &txn), 0);
+  lmq_meta_op ops[] = {{LMQ_META_PUT, "k", 1, "new", 3},
+                       {LMQ_META_PUT, "n", 1, "1", 1},
+                       {LMQ_META_DEL_PREFIX, "g/", 2, NULL, 0},
+                       {LMQ_META_DEL, "z", 1, NULL, 0}};
+  lmq_meta_pending *p = NULL;
+  OK(lmq_meta_txn_in(c.m, txn, ops, 4, &p));
+  cr_assert_not_null(p);
+  cr_assert_eq(l.n, 0, "told before the commit: %s", l.text);
+  cr_assert_eq(mdb_txn_commit(txn), 0);
+  cr_assert_eq(l.n, 0, "told before txn_done: %s", l.text);
+  lmq_meta_txn_done(c.m, p, 1);
+  cr_assert_str_eq(l.text, "put k=new|put n=1|del g/1=|del g/2=|del z=");
+  expect_val(c.m, "k", "new", 2);
+  expect_val(c.m, "n", "1", 1);
+  expect_absent(c.m, "g/1");
+  expect_absent(c.m, "g/2");
+  expect_val(c.m, "g0", "not in g/", 1);
+  c.m->ops->unwatch(c.m, h);
+  ctx_close(&c);
+}
+
+Test(embedded, txn_in_then_abort_changes_nothing_and_tells_nobody) {
+  ctx c = emb_open();
+  put_s(c.m, "k", "old");
+  put_s(c.m, "g/1", "a");
+  evlog l;
+  evlog_init(&l);
+  void *h;
+  OK(c.m->ops->watch(c.m, &h, "", 0, on_event, &l));
+  MDB_txn *txn;
+  cr_assert_eq(mdb_txn_begin(c.env, NULL, 0, &txn), 0);
+  lmq_meta_op ops[] = {{LMQ_META_PUT, "k", 1, "new", 3},
+                       {LMQ_META_DEL_PREFIX, "g/", 2, NULL, 0}};
+  lmq_meta_pending *p = NULL;
+  OK(lmq_meta_txn_in(c.m, txn, ops, 2, &p));
+  mdb_txn_abort(txn);
+  lmq_meta_txn_done(c.m, p, 0);
+  cr_assert_eq(l.n, 0, "events: %s", l.text);
+  expect_val(c.m, "k", "old", 1);
+  expect_val(c.m, "g/1", "a", 1);
+  /* A bad op fails the call; the caller aborts. */
+  cr_assert_eq(mdb_txn_begin(c.env, NULL, 0, &txn), 0);
+  lmq_meta_op bad[] = {{LMQ_META_PUT, "k", 1, "new", 3}, {99, "x", 1, NULL, 0}};
+  cr_assert_eq(lmq_meta_txn_in(c.m, txn, bad, 2, &p), LMQ_EINVAL);
+  cr_assert_null(p);
+  mdb_txn_abort(txn);
+  expect_val(c.m, "k", "old", 1);
+  c.m->ops->unwatch(c.m, h);
+  ctx_close(&c);
+}
+
 /* ------------------------------------------------------------------ etcd only */
 
 static lmq_meta *etcd_open_ns(int port, const char *ns, const char *query) {

@@ -3,6 +3,7 @@
 #include "util.h"
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +52,39 @@ uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int lmdb_peek(const char *dir, const char *db, const char *key, void *val,
+              size_t cap, size_t *vlen) {
+  MDB_env *m;
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  cr_assert_eq(mdb_env_create(&m), 0);
+  cr_assert_eq(mdb_env_set_maxdbs(m, 4), 0);
+  int rc = mdb_env_open(m, dir, MDB_RDONLY, 0644);
+  cr_assert_eq(rc, 0, "LMDB of %s: %s", dir, mdb_strerror(rc));
+  cr_assert_eq(mdb_txn_begin(m, NULL, MDB_RDONLY, &txn), 0);
+  int found = 0;
+  if (!(rc = mdb_dbi_open(txn, db, 0, &dbi))) {
+    MDB_val k = {strlen(key), (void *)key}, v;
+    if (!(rc = mdb_get(txn, dbi, &k, &v))) {
+      found = 1;
+      if (val)
+        memcpy(val, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+      if (vlen)
+        *vlen = v.mv_size;
+    }
+  }
+  cr_assert(rc == 0 || rc == MDB_NOTFOUND, "LMDB of %s: %s", dir, mdb_strerror(rc));
+  mdb_txn_abort(txn);
+  mdb_env_close(m);
+  return found;
+}
+
+uint64_t get_le64(const void *p) {
+  const unsigned char *b = p;
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | b[i];
+  return v;
 }

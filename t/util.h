@@ -15,4 +15,13 @@ lmq_env *open_env(const char *dir, int sync);
 lmq_id put_str(lmq_env *env, const char *chan, const char *s);
 /* Wall-clock ms. */
 uint64_t now_ms(void);
+/* Look key up in the LMDB of an env dir that no handle has open: in the
+ * sub-database db ("#sys", "#meta"; NULL = the main database, whose keys
+ * name the sub-databases). Returns 1 and copies up to cap bytes of the
+ * value to val (may be NULL), its size to *vlen (may be NULL); 0 when the
+ * key or the sub-database is missing. Asserts the LMDB opens. */
+int lmdb_peek(const char *dir, const char *db, const char *key, void *val,
+              size_t cap, size_t *vlen);
+/* u64 little-endian at p (the engine's and the metadata store's values). */
+uint64_t get_le64(const void *p);
 #endif

@@ -378,6 +378,19 @@ void lmq__applier_kick(lmq_env *env) {
   pthread_mutex_unlock(&env->app_mu);
 }
 
+void lmq__applier_room_freed(lmq_env *env) {
+  pthread_mutex_lock(&env->app_mu);
+  int full = env->app_err == LMQ_EMAPFULL;
+  pthread_mutex_unlock(&env->app_mu);
+  /* A destroy used to be followed by the metadata store's own commits,
+   * which happened to do this; it is one transaction now. */
+  if (full) {
+    lmq__sys_touch(env);
+    lmq__sys_touch(env);
+  }
+  lmq__applier_kick(env);
+}
+
 int lmq__apply_flush(lmq_env *env, int ckpt) {
   int rc = lmq__wal_barrier(env);
   if (rc)

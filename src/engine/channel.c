@@ -8,7 +8,10 @@
  * {incarnation, created_ms, applied bytes, retention age, retention bytes,
  * last id}. The incarnation (unique per create) is written into every WAL
  * record so recovery never replays a destroyed channel's messages into a
- * re-created one.
+ * re-created one. The metadata store holds "chan/<name>" and the groups'
+ * "group/<name>/<group>"; the embedded store writes them in the same LMDB
+ * transaction as the records above, so a create or destroy commits and
+ * syncs once and a crash never separates them.
  */
 #include "config.h"
 #include "engine/engine.h"
@@ -270,27 +273,145 @@ static int meta_chan_key(char *buf, const char *name) {
   return snprintf(buf, LMQ_NAME_MAX + 8, "chan/%s", name);
 }
 
-/* Drop the channel's sub-database and "#sys" record, durably. */
-static int drop_lmdb(lmq_env *env, lmq_chan *ch) {
-  MDB_txn *txn;
-  int rc;
-  if (!(rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
-    char key[LMQ_NAME_MAX + 3];
-    lmq__chan_key(key, ch->name);
-    MDB_val k = {ch->name_len + 2, key};
-    /* Set while this write transaction excludes the applier's: its next
-     * transaction skips the channel's records (see applier.c). */
-    atomic_store(&ch->dropped, 1);
-    if ((rc = mdb_drop(txn, ch->dbi, 1)) ||
-        ((rc = mdb_del(txn, env->sysdbi, &k, NULL)) && rc != MDB_NOTFOUND))
-      mdb_txn_abort(txn);
-    else
-      rc = mdb_txn_commit(txn);
-    if (rc)
-      atomic_store(&ch->dropped, 0);
+static void meta_chan_val(unsigned char *buf, const lmq_chan *ch) {
+  lmq__put64(buf, ch->created_ms);
+  lmq__put64(buf + 8, ch->incarnation);
+}
+
+/* The prefix of the channel's group records in the metadata store. */
+static int meta_groups_prefix(char *buf, const char *name) {
+  return snprintf(buf, LMQ_NAME_MAX + 9, "group/%s/", name);
+}
+
+/*
+ * Commit txn and make it durable; *committed (may be NULL) tells whether the
+ * commit succeeded (a failed one aborts). pend holds the watch events of
+ * metadata ops written inside txn (NULL if none): the watchers hear of them
+ * once the change is durable, as after the store's own writes.
+ */
+static int commit_durable(lmq_env *env, MDB_txn *txn, lmq_meta_pending *pend,
+                          const char *what, int *committed) {
+  int rc = mdb_txn_commit(txn);
+  if (committed)
+    *committed = rc == 0;
+  if (rc) {
+    lmq_meta_txn_done(env->meta, pend, 0);
+    return lmq__mdb_code(rc, what);
   }
-  return rc ? lmq__mdb_code(rc, "destroy channel")
-            : lmq__mdb_durable(env, "destroy channel");
+  rc = lmq__mdb_durable(env, what);
+  lmq_meta_txn_done(env->meta, pend, rc == 0);
+  return rc;
+}
+
+/*
+ * Drop the channel's sub-database and "#sys" record, durably. With
+ * with_meta (the metadata store joins LMDB transactions), its metadata
+ * record and group records go in the same transaction.
+ */
+static int drop_lmdb(lmq_env *env, lmq_chan *ch, int with_meta) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+  if (rc)
+    return lmq__mdb_code(rc, "destroy channel");
+  char key[LMQ_NAME_MAX + 3];
+  lmq__chan_key(key, ch->name);
+  MDB_val k = {ch->name_len + 2, key};
+  /* Set while this write transaction excludes the applier's: its next
+   * transaction skips the channel's records (see applier.c). */
+  atomic_store(&ch->dropped, 1);
+  if ((rc = mdb_drop(txn, ch->dbi, 1)) ||
+      ((rc = mdb_del(txn, env->sysdbi, &k, NULL)) && rc != MDB_NOTFOUND)) {
+    mdb_txn_abort(txn);
+    atomic_store(&ch->dropped, 0);
+    return lmq__mdb_code(rc, "destroy channel");
+  }
+  lmq_meta_pending *pend = NULL;
+  if (with_meta) {
+    char mk[LMQ_NAME_MAX + 8], gp[LMQ_NAME_MAX + 9];
+    lmq_meta_op ops[] = {
+        {LMQ_META_DEL, mk, (size_t)meta_chan_key(mk, ch->name), NULL, 0},
+        {LMQ_META_DEL_PREFIX, gp, (size_t)meta_groups_prefix(gp, ch->name), NULL, 0}};
+    if ((rc = lmq_meta_txn_in(env->meta, txn, ops, 2, &pend))) {
+      mdb_txn_abort(txn);
+      atomic_store(&ch->dropped, 0);
+      return rc;
+    }
+  }
+  int committed;
+  rc = commit_durable(env, txn, pend, "destroy channel", &committed);
+  if (!committed) /* the channel is still there */
+    atomic_store(&ch->dropped, 0);
+  return rc;
+}
+
+/*
+ * Write a new channel's records in one LMDB transaction, commit it and make
+ * it durable: the incarnation counter, the sub-database, the "#sys" record
+ * and, with with_meta (the metadata store joins LMDB transactions), its
+ * metadata record, deleting group records a destroy of an earlier channel
+ * of this name left behind. On failure nothing of it remains (unless the
+ * final sync fails: then it is committed but may not survive a power loss).
+ */
+static int create_lmdb(lmq_env *env, lmq_chan *ch, int with_meta) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+  if (rc)
+    return lmq__mdb_code(rc, "create channel");
+  MDB_val k = {strlen(SYS_INCARNATION), SYS_INCARNATION}, v;
+  uint64_t inc = 0;
+  rc = mdb_get(txn, env->sysdbi, &k, &v);
+  if (rc == 0 && v.mv_size == 8)
+    inc = lmq__get64(v.mv_data);
+  inc++;
+  unsigned char ib[8];
+  lmq__put64(ib, inc);
+  v.mv_size = 8;
+  v.mv_data = ib;
+  char dname[LMQ_NAME_MAX + 3];
+  data_name(dname, ch->name);
+  ch->incarnation = inc;
+  if ((rc = mdb_put(txn, env->sysdbi, &k, &v, 0)) ||
+      (rc = mdb_dbi_open(txn, dname, MDB_CREATE, &ch->dbi)) ||
+      (rc = lmq__chan_sys_put(env, txn, ch, 0))) {
+    mdb_txn_abort(txn);
+    return lmq__mdb_code(rc, "create channel");
+  }
+  lmq_meta_pending *pend = NULL;
+  if (with_meta) {
+    char mk[LMQ_NAME_MAX + 8], gp[LMQ_NAME_MAX + 9];
+    unsigned char mv[16];
+    meta_chan_val(mv, ch);
+    lmq_meta_op ops[] = {
+        {LMQ_META_DEL_PREFIX, gp, (size_t)meta_groups_prefix(gp, ch->name), NULL, 0},
+        {LMQ_META_PUT, mk, (size_t)meta_chan_key(mk, ch->name), mv, sizeof mv}};
+    if ((rc = lmq_meta_txn_in(env->meta, txn, ops, 2, &pend))) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  /* Durable before it returns: produce needs the channel to exist after a
+   * crash for its WAL records to be replayed. */
+  return commit_durable(env, txn, pend, "create channel", NULL);
+}
+
+/* Today's path for a metadata store of its own (etcd): the store's writes
+ * around the LMDB transaction. Groups left in the store by a destroy of an
+ * earlier channel of this name that was cut short by a crash must not come
+ * back with this one; the store gets a descriptive copy of the channel
+ * (LMDB is authoritative), and if that fails the create is undone: a failed
+ * call leaves nothing behind. */
+static int create_apart(lmq_env *env, lmq_chan *ch) {
+  char gp[LMQ_NAME_MAX + 9];
+  int rc = lmq_meta_del_prefix(env->meta, gp, (size_t)meta_groups_prefix(gp, ch->name));
+  if (rc || (rc = create_lmdb(env, ch, 0)))
+    return rc;
+  char mk[LMQ_NAME_MAX + 8];
+  unsigned char mv[16];
+  meta_chan_val(mv, ch);
+  rc = lmq_meta_put(env->meta, mk, (size_t)meta_chan_key(mk, ch->name), mv, sizeof mv);
+  if (rc)
+    drop_lmdb(env, ch, 0);
+  return rc;
 }
 
 LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
@@ -316,66 +437,20 @@ LMQ_API int lmq_channel_create(lmq_env *env, const char *name) {
     return lmq__error(LMQ_ELIMIT, "max_channels (%u) channels exist",
                       env->opt.max_channels);
   }
-  /* Groups left in the metadata store by a destroy of an earlier channel
-   * of this name that was cut short by a crash must not come back with
-   * this one. */
-  char gp[LMQ_NAME_MAX + 9];
-  int gl = snprintf(gp, sizeof gp, "group/%s/", name);
-  if ((rc = lmq_meta_del_prefix(env->meta, gp, (size_t)gl))) {
-    pthread_mutex_unlock(&env->ddl_mu);
-    return rc;
-  }
   lmq_chan *ch = chan_alloc(name);
   if (!ch) {
     pthread_mutex_unlock(&env->ddl_mu);
     return lmq__error(LMQ_ENOMEM, "out of memory");
   }
-  MDB_txn *txn;
-  if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn))) {
-    chan_free(ch);
-    pthread_mutex_unlock(&env->ddl_mu);
-    return lmq__mdb_code(rc, "create channel");
-  }
-  MDB_val k = {strlen(SYS_INCARNATION), SYS_INCARNATION}, v;
-  uint64_t inc = 0;
-  rc = mdb_get(txn, env->sysdbi, &k, &v);
-  if (rc == 0 && v.mv_size == 8)
-    inc = lmq__get64(v.mv_data);
-  inc++;
-  unsigned char ib[8];
-  lmq__put64(ib, inc);
-  v.mv_size = 8;
-  v.mv_data = ib;
-  char dname[LMQ_NAME_MAX + 3];
-  data_name(dname, name);
-  ch->incarnation = inc;
   ch->created_ms = lmq__now_ms();
   ch->ret_age_ms = env->opt.retention_ms;
   ch->ret_bytes = env->opt.retention_bytes;
-  if (!(rc = mdb_put(txn, env->sysdbi, &k, &v, 0)) &&
-      !(rc = mdb_dbi_open(txn, dname, MDB_CREATE, &ch->dbi)) &&
-      !(rc = lmq__chan_sys_put(env, txn, ch, 0)))
-    rc = mdb_txn_commit(txn);
-  else
-    mdb_txn_abort(txn);
-  /* Durable before it returns: produce needs the channel to exist after a
-   * crash for its WAL records to be replayed. */
-  rc = rc ? lmq__mdb_code(rc, "create channel")
-          : lmq__mdb_durable(env, "create channel");
+  /* The embedded store lives in this LMDB env: one transaction and one
+   * sync for both (each commit rewrites the main DB's pages and the free
+   * list, and each sync is an fdatasync). */
+  rc = lmq_meta_joins(env->meta, env->mdb) ? create_lmdb(env, ch, 1)
+                                           : create_apart(env, ch);
   if (rc) {
-    chan_free(ch);
-    pthread_mutex_unlock(&env->ddl_mu);
-    return rc;
-  }
-  /* The metadata store gets a descriptive copy (LMDB is authoritative). If
-   * that fails, undo the create: a failed call leaves nothing behind. */
-  char mk[LMQ_NAME_MAX + 8];
-  unsigned char mv[16];
-  lmq__put64(mv, ch->created_ms);
-  lmq__put64(mv + 8, ch->incarnation);
-  rc = lmq_meta_put(env->meta, mk, (size_t)meta_chan_key(mk, name), mv, sizeof mv);
-  if (rc) {
-    drop_lmdb(env, ch);
     chan_free(ch);
     pthread_mutex_unlock(&env->ddl_mu);
     return rc;
@@ -426,18 +501,22 @@ LMQ_API int lmq_channel_destroy(lmq_env *env, const char *name) {
   while (ch->refs - atomic_load(&ch->qheld) - atomic_load(&ch->hrefs) > 1)
     pthread_cond_wait(&env->reg_cond, &env->reg_mu);
   pthread_mutex_unlock(&env->reg_mu);
-  /* Nobody else uses the channel or its dbi handle now. */
-  rc = drop_lmdb(env, ch);
-  char mk[LMQ_NAME_MAX + 8];
-  int mrc = lmq_meta_del(env->meta, mk, (size_t)meta_chan_key(mk, name));
-  if (!mrc) {
-    char gp[LMQ_NAME_MAX + 9];
-    int gl = snprintf(gp, sizeof gp, "group/%s/", name);
-    mrc = lmq_meta_del_prefix(env->meta, gp, (size_t)gl);
+  /* Nobody else uses the channel or its dbi handle now. With the embedded
+   * store its records go in the drop's transaction; a store of its own
+   * (etcd) is written after it. */
+  int joined = lmq_meta_joins(env->meta, env->mdb), mrc = 0;
+  rc = drop_lmdb(env, ch, joined);
+  if (!joined) {
+    char mk[LMQ_NAME_MAX + 8];
+    mrc = lmq_meta_del(env->meta, mk, (size_t)meta_chan_key(mk, name));
+    if (!mrc) {
+      char gp[LMQ_NAME_MAX + 9];
+      mrc = lmq_meta_del_prefix(env->meta, gp, (size_t)meta_groups_prefix(gp, name));
+    }
   }
   lmq__chan_put(env, ch); /* last reference: frees it */
   pthread_mutex_unlock(&env->ddl_mu);
-  lmq__applier_kick(env); /* its pages may be what a failing apply needs */
+  lmq__applier_room_freed(env); /* its pages may be what a failing apply needs */
   return rc ? rc : mrc;
 }
 

@@ -294,6 +294,10 @@ int lmq__apply_flush(lmq_env *env, int ckpt);
 /* Wake the applier now: space may have been freed (a failing apply retries,
  * retention runs with new limits). */
 void lmq__applier_kick(lmq_env *env);
+/* A call freed pages (a channel destroy): if the last apply failed on a full
+ * map, commit two tiny transactions so that the retry can use them (see
+ * lmq__sys_touch), then wake the applier. */
+void lmq__applier_room_freed(lmq_env *env);
 /* An apply is due now: apply_bytes of records wait, or their memory is half
  * of max_unapplied (small records hold more memory than bytes: waiting for
  * apply_bytes of them made producers stall at the bound until the apply

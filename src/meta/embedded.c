@@ -6,6 +6,11 @@
  * etcd's. Watches are delivered in-process after each committed transaction;
  * leases are not supported (one process owns the store, so liveness keys have
  * no meaning here): those calls return LMQ_ENOTSUP.
+ *
+ * The store lives in the env's own LMDB, so the engine can write its records
+ * inside the engine's write transaction (emb_txn_in) instead of a second
+ * transaction of the store's: a channel create or destroy then commits and
+ * syncs once.
  */
 #include "config.h"
 #include "meta/meta.h"
@@ -125,6 +130,115 @@ static void notify(emb *e, const lmq_meta_op *ops, size_t nops) {
   pthread_mutex_unlock(&e->wlock);
 }
 
+/* The watch events of a transaction the caller commits (emb_txn_in): copies
+ * of the keys and values, as the caller's buffers and LMDB's pages may be
+ * gone by the time it has committed. */
+struct lmq_meta_pending {
+  lmq_meta_event *ev; /* key and val share one malloc'ed block per event */
+  size_t n, cap;
+};
+
+static void pending_free(lmq_meta_pending *p) {
+  if (!p)
+    return;
+  for (size_t i = 0; i < p->n; i++)
+    free((void *)p->ev[i].key);
+  free(p->ev);
+  free(p);
+}
+
+static int pending_add(lmq_meta_pending *p, int type, const void *key,
+                       size_t klen, const void *val, size_t vlen) {
+  if (p->n == p->cap) {
+    size_t ncap = p->cap ? p->cap * 2 : 4;
+    lmq_meta_event *ne = realloc(p->ev, ncap * sizeof *ne);
+    if (!ne)
+      return lmq__error(LMQ_ENOMEM, "out of memory");
+    p->ev = ne;
+    p->cap = ncap;
+  }
+  char *b = malloc(klen + vlen + 1);
+  if (!b)
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  memcpy(b, key, klen);
+  if (vlen)
+    memcpy(b + klen, val, vlen);
+  p->ev[p->n++] = (lmq_meta_event){type, b, klen,
+                                   type == LMQ_META_PUT ? b + klen : NULL, vlen};
+  return 0;
+}
+
+/* Delete every key starting with prefix, recording each in p (if not NULL).
+ * The cursor is placed again after each delete rather than trusting where
+ * a delete leaves it. */
+static int del_prefix(emb *e, MDB_txn *txn, const void *prefix, size_t plen,
+                      lmq_meta_pending *p) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, e->dbi, &cur);
+  if (rc)
+    return mdb_code(rc, "delete prefix");
+  for (;;) {
+    MDB_val k = {plen, (void *)prefix}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND || (!rc && (k.mv_size < plen ||
+                                      memcmp(k.mv_data, prefix, plen)))) {
+      rc = 0;
+      break;
+    }
+    if (rc) {
+      rc = mdb_code(rc, "delete prefix");
+      break;
+    }
+    if (p && (rc = pending_add(p, LMQ_META_DEL, k.mv_data, k.mv_size, NULL, 0)))
+      break;
+    if ((rc = mdb_cursor_del(cur, 0))) {
+      rc = mdb_code(rc, "delete prefix");
+      break;
+    }
+  }
+  mdb_cursor_close(cur);
+  return rc;
+}
+
+/* Apply ops inside txn (not committed); each change is recorded in p when
+ * p is not NULL. Returns 0 or an LMQ_E code; the caller aborts on failure. */
+static int apply_ops(emb *e, MDB_txn *txn, const lmq_meta_op *ops, size_t nops,
+                     lmq_meta_pending *p) {
+  int rc = 0;
+  for (size_t i = 0; i < nops && !rc; i++) {
+    MDB_val k = {ops[i].klen, (void *)ops[i].key}, v;
+    if (ops[i].type == LMQ_META_DEL) {
+      rc = mdb_del(txn, e->dbi, &k, NULL);
+      if (rc == MDB_NOTFOUND)
+        rc = 0;
+      if (rc)
+        rc = mdb_code(rc, "write");
+    } else if (ops[i].type == LMQ_META_PUT) {
+      uint64_t ver = 0;
+      if ((rc = mdb_get(txn, e->dbi, &k, &v)) == 0 && v.mv_size >= 8)
+        ver = rd64(v.mv_data);
+      else if (rc && rc != MDB_NOTFOUND)
+        return mdb_code(rc, "write");
+      MDB_val nv = {ops[i].vlen + 8, NULL};
+      if ((rc = mdb_put(txn, e->dbi, &k, &nv, MDB_RESERVE)))
+        return mdb_code(rc, "write");
+      wr64(nv.mv_data, ver + 1);
+      if (ops[i].vlen)
+        memcpy((char *)nv.mv_data + 8, ops[i].val, ops[i].vlen);
+    } else if (ops[i].type == LMQ_META_DEL_PREFIX && p) {
+      rc = del_prefix(e, txn, ops[i].key, ops[i].klen, p);
+      continue; /* it recorded its own events */
+    } else {
+      return lmq__error(LMQ_EINVAL, "metadata op %zu: unknown type %d", i,
+                        ops[i].type);
+    }
+    if (!rc && p)
+      rc = pending_add(p, ops[i].type, ops[i].key, ops[i].klen, ops[i].val,
+                       ops[i].vlen);
+  }
+  return rc;
+}
+
 static int emb_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
                    const lmq_meta_op *ops, size_t nops) {
   emb *e = (emb *)m;
@@ -155,35 +269,9 @@ static int emb_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
       return lmq__error(LMQ_ECONFLICT, "metadata compare %zu failed", i);
     }
   }
-  for (size_t i = 0; i < nops; i++) {
-    MDB_val k = {ops[i].klen, (void *)ops[i].key}, v;
-    if (ops[i].type == LMQ_META_DEL) {
-      rc = mdb_del(txn, e->dbi, &k, NULL);
-      if (rc == MDB_NOTFOUND)
-        rc = 0;
-    } else if (ops[i].type == LMQ_META_PUT) {
-      uint64_t ver = 0;
-      if ((rc = mdb_get(txn, e->dbi, &k, &v)) == 0 && v.mv_size >= 8)
-        ver = rd64(v.mv_data);
-      else if (rc && rc != MDB_NOTFOUND)
-        break;
-      MDB_val nv = {ops[i].vlen + 8, NULL};
-      if ((rc = mdb_put(txn, e->dbi, &k, &nv, MDB_RESERVE)))
-        break;
-      wr64(nv.mv_data, ver + 1);
-      if (ops[i].vlen)
-        memcpy((char *)nv.mv_data + 8, ops[i].val, ops[i].vlen);
-    } else {
-      mdb_txn_abort(txn);
-      return lmq__error(LMQ_EINVAL, "metadata op %zu: unknown type %d", i,
-                        ops[i].type);
-    }
-    if (rc)
-      break;
-  }
-  if (rc) {
+  if ((rc = apply_ops(e, txn, ops, nops, NULL))) {
     mdb_txn_abort(txn);
-    return mdb_code(rc, "write");
+    return rc;
   }
   if ((rc = mdb_txn_commit(txn)))
     return mdb_code(rc, "commit");
@@ -196,6 +284,49 @@ static int emb_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
   if (e->watchers)
     notify(e, ops, nops);
   return 0;
+}
+
+static int emb_joins(lmq_meta *m, void *mdb_env) {
+  emb *e = (emb *)m;
+  return e->dbi != 0 && mdb_env == (void *)e->env;
+}
+
+/* The ops inside the caller's write transaction: the same writes as
+ * emb_txn, but the caller commits and syncs, and tells the watchers through
+ * emb_txn_done once that succeeded. */
+static int emb_txn_in(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops,
+                      size_t nops, lmq_meta_pending **pending) {
+  emb *e = (emb *)m;
+  MDB_txn *txn = mdb_txn;
+  int rc;
+  if (!emb_joins(m, mdb_txn_env(txn)))
+    return lmq__error(LMQ_ENOTSUP, "metadata: the transaction is not one of the "
+                      "store's LMDB env");
+  for (size_t i = 0; i < nops; i++)
+    if ((rc = key_ok(ops[i].klen, e->env)))
+      return rc;
+  lmq_meta_pending *p = calloc(1, sizeof *p);
+  if (!p)
+    return lmq__error(LMQ_ENOMEM, "out of memory");
+  if ((rc = apply_ops(e, txn, ops, nops, p))) {
+    pending_free(p);
+    return rc;
+  }
+  *pending = p;
+  return 0;
+}
+
+static void emb_txn_done(lmq_meta *m, lmq_meta_pending *p, int tell) {
+  emb *e = (emb *)m;
+  if (tell && p->n) {
+    pthread_mutex_lock(&e->wlock);
+    for (watcher *w = e->watchers; w; w = w->next)
+      for (size_t i = 0; i < p->n; i++)
+        if (p->ev[i].klen >= w->plen && !memcmp(p->ev[i].key, w->prefix, w->plen))
+          w->fn(w->arg, &p->ev[i]);
+    pthread_mutex_unlock(&e->wlock);
+  }
+  pending_free(p);
 }
 
 static int emb_range(lmq_meta *m, lmq_meta_kv **out, size_t *n,
@@ -343,9 +474,9 @@ static void emb_close(lmq_meta *m) {
 }
 
 static const lmq_meta_ops emb_ops = {
-    "embedded",   emb_get,       emb_txn,      emb_range,    emb_lease_grant,
-    emb_lease_id, emb_lease_id,  emb_put_lease, emb_watch,   emb_unwatch,
-    emb_close};
+    "embedded",   emb_get,       emb_txn,       emb_range,  emb_lease_grant,
+    emb_lease_id, emb_lease_id,  emb_put_lease, emb_watch,  emb_unwatch,
+    emb_close,    emb_joins,     emb_txn_in,    emb_txn_done};
 
 int lmq__meta_embedded_open(lmq_meta **out, void *mdb_env) {
   MDB_env *env = mdb_env;

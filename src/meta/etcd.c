@@ -1019,7 +1019,10 @@ static const lmq_meta_ops etcd_ops = {"etcd",
                                       etcd_put_lease,
                                       etcd_watch_start,
                                       etcd_unwatch,
-                                      etcd_close};
+                                      etcd_close,
+                                      NULL, /* joins: keeps its data in etcd */
+                                      NULL,
+                                      NULL};
 
 int lmq__meta_etcd_open(lmq_meta **out, const char *uri) {
   *out = NULL;

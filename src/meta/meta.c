@@ -45,9 +45,13 @@ int lmq_meta_txn(lmq_meta *m, const lmq_meta_cmp *cmps, size_t ncmp,
                  const lmq_meta_op *ops, size_t nops) {
   if (!m || (ncmp && !cmps) || (nops && !ops))
     return lmq__error(LMQ_EINVAL, "lmq_meta_txn: NULL argument");
-  for (size_t i = 0; i < nops; i++)
+  for (size_t i = 0; i < nops; i++) {
     if (ops[i].klen == 0 || !ops[i].key)
       return lmq__error(LMQ_EINVAL, "lmq_meta_txn: empty key in op %zu", i);
+    if (ops[i].type != LMQ_META_PUT && ops[i].type != LMQ_META_DEL)
+      return lmq__error(LMQ_EINVAL, "lmq_meta_txn: op %zu: type %d is not a put "
+                        "or a delete", i, ops[i].type);
+  }
   return m->ops->txn(m, cmps, ncmp, ops, nops);
 }
 
@@ -117,4 +121,29 @@ int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen) {
     if (rc)
       return rc;
   }
+}
+
+int lmq_meta_joins(lmq_meta *m, void *mdb_env) {
+  return m && mdb_env && m->ops->joins && m->ops->joins(m, mdb_env);
+}
+
+int lmq_meta_txn_in(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops,
+                    size_t nops, lmq_meta_pending **pending) {
+  if (!pending)
+    return lmq__error(LMQ_EINVAL, "lmq_meta_txn_in: pending is NULL");
+  *pending = NULL;
+  if (!m || !mdb_txn || (nops && !ops))
+    return lmq__error(LMQ_EINVAL, "lmq_meta_txn_in: NULL argument");
+  if (!m->ops->txn_in)
+    return lmq__error(LMQ_ENOTSUP, "the %s metadata store cannot join an LMDB "
+                      "transaction", m->ops->name);
+  for (size_t i = 0; i < nops; i++)
+    if (!ops[i].key && ops[i].klen)
+      return lmq__error(LMQ_EINVAL, "lmq_meta_txn_in: NULL key in op %zu", i);
+  return m->ops->txn_in(m, mdb_txn, ops, nops, pending);
+}
+
+void lmq_meta_txn_done(lmq_meta *m, lmq_meta_pending *pending, int tell) {
+  if (m && pending && m->ops->txn_done)
+    m->ops->txn_done(m, pending, tell);
 }

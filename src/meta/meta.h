@@ -29,8 +29,13 @@ typedef struct lmq_meta_kv {
   uint64_t version;
 } lmq_meta_kv;
 
-/* One operation inside a transaction. */
-enum lmq_meta_op_type { LMQ_META_PUT = 1, LMQ_META_DEL = 2 };
+/* One operation inside a transaction. LMQ_META_DEL_PREFIX deletes every key
+ * starting with key; only lmq_meta_txn_in accepts it. */
+enum lmq_meta_op_type {
+  LMQ_META_PUT = 1,
+  LMQ_META_DEL = 2,
+  LMQ_META_DEL_PREFIX = 3
+};
 typedef struct lmq_meta_op {
   int type;
   const void *key;
@@ -63,6 +68,9 @@ typedef struct lmq_meta_event {
 } lmq_meta_event;
 typedef void (*lmq_meta_watch_fn)(void *arg, const lmq_meta_event *ev);
 
+/* Watch events held back until the caller's LMDB commit (lmq_meta_txn_in). */
+typedef struct lmq_meta_pending lmq_meta_pending;
+
 /*
  * The driver interface. Callers normally use the lmq_meta_* wrappers below;
  * leases and watches are called through m->ops directly. Every function is
@@ -93,6 +101,14 @@ typedef void (*lmq_meta_watch_fn)(void *arg, const lmq_meta_event *ev);
  * unwatch:  stop a watch; after it returns fn is not called again. Unknown
  *           handles are ignored.
  * close:    end all watches and free the store (use lmq_meta_close).
+ *
+ * Optional, NULL in drivers that keep their data elsewhere (etcd): joining
+ * the caller's LMDB write transaction, so that a change of the engine and
+ * its metadata commit (and sync) once. See lmq_meta_txn_in.
+ * joins:    1 if txn_in can join write transactions of mdb_env, else 0.
+ * txn_in:   apply ops inside mdb_txn; *pending receives what watchers are
+ *           told once the caller's commit has succeeded.
+ * txn_done: tell the watchers (tell = 1) or not (0), and free pending.
  */
 typedef struct lmq_meta_ops {
   const char *name;
@@ -112,6 +128,10 @@ typedef struct lmq_meta_ops {
                lmq_meta_watch_fn fn, void *arg);
   void (*unwatch)(lmq_meta *m, void *handle);
   void (*close)(lmq_meta *m);
+  int (*joins)(lmq_meta *m, void *mdb_env);
+  int (*txn_in)(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops, size_t nops,
+                lmq_meta_pending **pending);
+  void (*txn_done)(lmq_meta *m, lmq_meta_pending *pending, int tell);
 } lmq_meta_ops;
 
 struct lmq_meta {
@@ -159,6 +179,31 @@ void lmq_meta_kv_free(lmq_meta_kv *kvs, size_t n);
 
 /* Delete every key with this prefix (one transaction per page of keys). */
 int lmq_meta_del_prefix(lmq_meta *m, const void *prefix, size_t plen);
+
+/*
+ * One LMDB transaction for the caller's change and the store's (the
+ * embedded driver on the caller's own LMDB env). lmq_meta_joins tells
+ * whether m can join write transactions of mdb_env (an MDB_env *): 1 or 0.
+ *
+ * lmq_meta_txn_in applies ops (PUT, DEL, DEL_PREFIX) inside mdb_txn, a write
+ * transaction (MDB_txn *) of that env, with the driver's own semantics: a
+ * put's version is the key's previous one + 1, a delete resets it. Nothing
+ * is committed or synced: the caller does both. Watchers are told nothing
+ * yet: *pending (always set, NULL on failure) holds their events, and the
+ * caller passes it to lmq_meta_txn_done once its commit (and, if it promises
+ * durability, its sync) succeeded with tell = 1: the watchers are called
+ * there, on the caller's thread, which must not hold the LMDB write
+ * transaction; or after an abort or a failure with tell = 0: nobody is told
+ * (as lmq_meta_txn tells nobody when its sync fails). Either frees it. The
+ * ops' bytes may be freed once lmq_meta_txn_in returns.
+ * On failure the caller must abort mdb_txn: some ops may have been applied.
+ * Errors: LMQ_ENOTSUP (m cannot join it, nothing done), LMQ_EINVAL,
+ * LMQ_ETOOBIG (key), LMQ_ENOMEM, LMQ_EMAPFULL, LMQ_EIO.
+ */
+int lmq_meta_joins(lmq_meta *m, void *mdb_env);
+int lmq_meta_txn_in(lmq_meta *m, void *mdb_txn, const lmq_meta_op *ops,
+                    size_t nops, lmq_meta_pending **pending);
+void lmq_meta_txn_done(lmq_meta *m, lmq_meta_pending *pending, int tell);
 
 /* The embedded driver's constructor (used by lmq_meta_open). */
 int lmq__meta_embedded_open(lmq_meta **out, void *mdb_env);

@@ -1,10 +1,13 @@
 /* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 /*
- * check.c - the power-loss simulator's checker (public API only).
+ * check.c - the power-loss simulator's checker: the public API, and once the
+ * env is closed a read of its LMDB for what the API does not show (the
+ * metadata store's records).
  */
 #define _GNU_SOURCE
 #include "check.h"
 #include "common.h"
+#include <lmdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +280,102 @@ static void check_groups(ck *k, lmq_env *env, int c, unsigned gen) {
   }
 }
 
+/* The incarnation (u64 LE) in the value of key in dbi, or 0 when absent or
+ * malformed; off is its place in the value. */
+static uint64_t incarnation_at(MDB_txn *txn, MDB_dbi dbi, const char *key,
+                               size_t off) {
+  MDB_val k = {strlen(key), (void *)key}, v;
+  if (mdb_get(txn, dbi, &k, &v) || v.mv_size < off + 8)
+    return 0;
+  const unsigned char *b = (const unsigned char *)v.mv_data + off;
+  uint64_t x = 0;
+  for (int i = 7; i >= 0; i--)
+    x = x << 8 | b[i];
+  return x;
+}
+
+/*
+ * The metadata store (embedded: "#meta" in the same LMDB) agrees with the
+ * channels in "#sys" whatever the crash point: a create writes both in one
+ * transaction, a destroy deletes both. Every channel record "c:NAME" has
+ * "chan/NAME" with its incarnation, and every "chan/NAME" and
+ * "group/NAME/..." belongs to a channel. (Written in two transactions, a
+ * crash between them left a channel without its record, or groups of a
+ * destroyed channel.)
+ */
+static void check_meta_records(ck *k, const char *path) {
+  MDB_env *m;
+  MDB_txn *txn;
+  MDB_dbi sys, meta;
+  MDB_cursor *cur;
+  int rc = mdb_env_create(&m);
+  if (rc) {
+    fail(k, "check-error", "mdb_env_create: %s", mdb_strerror(rc));
+    return;
+  }
+  if (!(rc = mdb_env_set_maxdbs(m, 4)) &&
+      !(rc = mdb_env_open(m, path, MDB_RDONLY, 0644)) &&
+      !(rc = mdb_txn_begin(m, NULL, MDB_RDONLY, &txn))) {
+    if ((rc = mdb_dbi_open(txn, "#sys", 0, &sys)) ||
+        (rc = mdb_dbi_open(txn, "#meta", 0, &meta))) {
+      fail(k, "check-error", "LMDB of %s: %s", path, mdb_strerror(rc));
+      mdb_txn_abort(txn);
+      mdb_env_close(m);
+      return;
+    }
+    char key[LMQ_NAME_MAX + 16], name[LMQ_NAME_MAX + 1];
+    /* Channel records -> metadata records. */
+    if (!mdb_cursor_open(txn, sys, &cur)) {
+      MDB_val kv = {2, "c:"}, v;
+      for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+           !rc && kv.mv_size > 2 && kv.mv_size - 2 <= LMQ_NAME_MAX &&
+           !memcmp(kv.mv_data, "c:", 2);
+           rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+        snprintf(name, sizeof name, "%.*s", (int)kv.mv_size - 2, (char *)kv.mv_data + 2);
+        snprintf(key, sizeof key, "c:%s", name);
+        uint64_t inc = incarnation_at(txn, sys, key, 0);
+        snprintf(key, sizeof key, "chan/%s", name);
+        uint64_t minc = incarnation_at(txn, meta, key, 16); /* after the version */
+        if (minc != inc)
+          fail(k, "meta-record", "channel %s (incarnation %llu): metadata record %s",
+               name, (unsigned long long)inc,
+               minc ? "of another incarnation" : "missing");
+      }
+      mdb_cursor_close(cur);
+    }
+    /* Metadata records -> channel records. */
+    if (!mdb_cursor_open(txn, meta, &cur)) {
+      MDB_val kv, v;
+      for (rc = mdb_cursor_get(cur, &kv, &v, MDB_FIRST); !rc;
+           rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+        const char *kb = kv.mv_data, *p = NULL;
+        size_t kl = kv.mv_size;
+        if (kl > 5 && !memcmp(kb, "chan/", 5))
+          p = kb + 5;
+        else if (kl > 6 && !memcmp(kb, "group/", 6))
+          p = kb + 6;
+        if (!p)
+          continue;
+        const char *e = memchr(p, '/', kl - (size_t)(p - kb));
+        size_t nl = e ? (size_t)(e - p) : kl - (size_t)(p - kb);
+        if (nl > LMQ_NAME_MAX)
+          continue;
+        snprintf(key, sizeof key, "c:%.*s", (int)nl, p);
+        MDB_val sk = {strlen(key), key}, sv;
+        if (mdb_get(txn, sys, &sk, &sv))
+          fail(k, "meta-orphan", "metadata record %.*s: no channel %.*s", (int)kl, kb,
+               (int)nl, p);
+      }
+      mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    rc = 0;
+  }
+  if (rc)
+    fail(k, "check-error", "LMDB of %s: %s", path, mdb_strerror(rc));
+  mdb_env_close(m);
+}
+
 int pl_check(const char *dir, const char *events, size_t len, FILE *out) {
   ck k = {0};
   k.out = out;
@@ -377,6 +476,7 @@ int pl_check(const char *dir, const char *events, size_t len, FILE *out) {
          "acknowledged", (unsigned long long)id, (unsigned long long)max_present,
          (unsigned long long)max_acked);
   lmq_env_close(env);
+  check_meta_records(&k, path);
   free(k.ops);
   return k.fails;
 }
