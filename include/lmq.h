@@ -586,7 +586,8 @@ LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
 #define LMQ_OPEN_NOCREATE 0x4u
 /* Never zero-fill WAL segments ahead of use. By default, when small synced
  * produces keep appending to a new segment (at least 64 fdatasyncs in it,
- * under 16 KiB each; fewer for small segments), the applier thread writes
+ * under 16 KiB each; fewer for small segments) as fast as the disk syncs
+ * (back to back, or several producers per sync), the applier thread writes
  * a spare segment full of zeros (wal_segment_size bytes, once; later
  * segments recycle retired ones) and the WAL moves to it: an fdatasync
  * that overwrites allocated blocks commits nothing to the file system's

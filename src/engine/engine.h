@@ -160,6 +160,9 @@ struct lmq_env {
   uint64_t wal_alloc_end; /* the segment file's size when it was opened:
                              writes below it overwrite allocated blocks */
   uint64_t wal_seg_syncs; /* fdatasyncs in this segment */
+  uint64_t seg_sync_ns, seg_gap_ns; /* in this segment: time in fdatasync,
+                                       and between one's end and the next */
+  uint64_t sync_recs_avg; /* recent records per synced chunk, x16 */
   uint64_t spare_failed_seg; /* a zero fill failed (full disk) while this
                                 segment was written: not retried in it */
   atomic_int spare_wanted; /* small synced writes append: the applier

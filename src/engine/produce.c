@@ -239,6 +239,7 @@ static int leader_flush(lmq_env *env, chunk *c) {
   c->seg = env->wal_seg;
   c->end_off = env->wal_off;
   if (c->need_sync) {
+    env->sync_recs_avg = (env->sync_recs_avg * 7 + c->nrecs * 16) / 8;
     /* A failed fdatasync fails the env (see lmq__wal_sync). The records of
      * this chunk are written and may or may not be on disk: the callers
      * get an error, and after a reopen their messages are either all
