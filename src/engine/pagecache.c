@@ -33,10 +33,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define READ_STEP ((uint64_t)128 << 10) /* one WILLNEED call's reach */
+
 /* How far ahead of LMDB's last page the cache is prepared: four applies'
  * worth, within [4 MiB, 64 MiB]; prepared again once half of it is used. */
-#define READ_STEP ((uint64_t)128 << 10)
-
 static uint64_t ahead_bytes(const lmq_env *env) {
   uint64_t a = env->opt.apply_bytes * 4;
   if (a < ((uint64_t)4 << 20))

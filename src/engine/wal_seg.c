@@ -14,11 +14,11 @@
  * overwrite of allocated blocks writes only the data (on this machine's
  * ext4, 4 KiB + fdatasync: ~5,600/s appending, ~9,200/s overwriting;
  * bench/README.md). Retired segments are kept as spares and overwritten.
- * A new env has none, so when small synced writes append (at least
- * DENSE_SYNCS fdatasyncs in the segment, under DENSE_BYTES each) the
- * applier zero-fills a spare (lmq__wal_spare_make) and the next write
- * rolls to it (lmq__wal_roll_early). Batched or unsynced writes never pay
- * for the zeros. Zeros and a recycled file's old records (another
+ * A new env has none, so when small synced writes append as fast as the
+ * disk syncs (sync_dense) the applier zero-fills a spare
+ * (lmq__wal_spare_make) and the next write rolls to it
+ * (lmq__wal_roll_early). Batched, unsynced or slow writes never pay for
+ * the zeros. Zeros and a recycled file's old records (another
  * segment's magic and seed) read as the end of the log.
  */
 #include "config.h"
