@@ -219,22 +219,50 @@ Test(faults, a_create_that_runs_out_of_memory_leaves_nothing_behind,
 }
 #endif
 
+/* In a forked child: open dir with channel "c" and group "g", then limit
+ * the size of any file written to 4 MiB (writes past it fail, EFBIG).
+ * Exits 10 if the open fails. */
+static lmq_env *child_open_limited(const char *dir, const lmq_env_options *o) {
+  signal(SIGXFSZ, SIG_IGN);
+  lmq_env *env;
+  if (lmq_env_open(&env, dir, o) || lmq_channel_create(env, "c") ||
+      lmq_group_create(env, "c", "g", LMQ_START_EARLIEST))
+    _exit(10);
+  struct rlimit rl = {(rlim_t)4 << 20, RLIM_INFINITY};
+  setrlimit(RLIMIT_FSIZE, &rl);
+  return env;
+}
+
+static void child_unlimit(void) {
+  struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+  setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+/* Messages group "g" of channel "c" gets from here on (-1 on an error). */
+static long child_count(lmq_env *env) {
+  long got = 0;
+  for (;;) {
+    lmq_msgs *m;
+    int n = lmq_consume(&m, env, "c", "g", 10000, 0);
+    lmq_msgs_free(m);
+    if (n < 0)
+      return -1;
+    if (n == 0)
+      return got;
+    got += n;
+  }
+}
+
 /* In a child: limit file size so the WAL (and LMDB) writes fail, check the
  * errors are clean, lift the limit and check the env works and lost nothing. */
 Test(faults, write_failures_are_errors_and_the_env_recovers, .timeout = 120) {
   char *dir = tmpdir_new();
   pid_t pid = fork();
   if (pid == 0) {
-    signal(SIGXFSZ, SIG_IGN);
     lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
     o.map_size = (uint64_t)64 << 20;
     o.wal_segment_size = (uint64_t)8 << 20;
-    lmq_env *env;
-    if (lmq_env_open(&env, dir, &o) || lmq_channel_create(env, "c") ||
-        lmq_group_create(env, "c", "g", LMQ_START_EARLIEST))
-      _exit(10);
-    struct rlimit rl = {(rlim_t)4 << 20, RLIM_INFINITY};
-    setrlimit(RLIMIT_FSIZE, &rl);
+    lmq_env *env = child_open_limited(dir, &o);
     static char p[1000];
     lmq_buf b[100];
     for (int i = 0; i < 100; i++)
@@ -250,8 +278,7 @@ Test(faults, write_failures_are_errors_and_the_env_recovers, .timeout = 120) {
       _exit(12);
     if (!*lmq_errmsg())
       _exit(13);
-    rl.rlim_cur = RLIM_INFINITY;
-    setrlimit(RLIMIT_FSIZE, &rl);
+    child_unlimit();
     /* The WAL write failed cleanly (truncated back), so the env continues,
      * unless it was an fsync failure, which requires a reopen. */
     rc = lmq_produce(env, "c", b, 1, NULL, LMQ_SYNC_ALWAYS);
@@ -267,17 +294,9 @@ Test(faults, write_failures_are_errors_and_the_env_recovers, .timeout = 120) {
     lmq_env_close(env);
     if (lmq_env_open(&env, dir, &o))
       _exit(16);
-    long got = 0;
-    for (;;) {
-      lmq_msgs *m;
-      int n = lmq_consume(&m, env, "c", "g", 10000, 0);
-      lmq_msgs_free(m);
-      if (n < 0)
-        _exit(17);
-      if (n == 0)
-        break;
-      got += n;
-    }
+    long got = child_count(env);
+    if (got < 0)
+      _exit(17);
     lmq_env_close(env);
     _exit(got >= acked ? 0 : 18);
   }
@@ -295,15 +314,9 @@ Test(faults, a_failed_zero_fill_is_harmless, .timeout = 60) {
   char *dir = tmpdir_new();
   pid_t pid = fork();
   if (pid == 0) {
-    signal(SIGXFSZ, SIG_IGN);
     lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
     o.wal_segment_size = (uint64_t)8 << 20;
-    lmq_env *env;
-    if (lmq_env_open(&env, dir, &o) || lmq_channel_create(env, "c") ||
-        lmq_group_create(env, "c", "g", LMQ_START_EARLIEST))
-      _exit(10);
-    struct rlimit rl = {(rlim_t)4 << 20, RLIM_INFINITY};
-    setrlimit(RLIMIT_FSIZE, &rl);
+    lmq_env *env = child_open_limited(dir, &o);
     static char p[100];
     lmq_buf b = {p, sizeof p};
     for (int i = 0; i < 400; i++) {
@@ -320,21 +333,10 @@ Test(faults, a_failed_zero_fill_is_harmless, .timeout = 60) {
     if (access(path, F_OK) == 0)
       _exit(13);
     lmq_env_close(env);
-    rl.rlim_cur = RLIM_INFINITY;
-    setrlimit(RLIMIT_FSIZE, &rl);
+    child_unlimit();
     if (lmq_env_open(&env, dir, &o))
       _exit(14);
-    long got = 0;
-    for (;;) {
-      lmq_msgs *m;
-      int n = lmq_consume(&m, env, "c", "g", 10000, 0);
-      lmq_msgs_free(m);
-      if (n < 0)
-        _exit(15);
-      if (n == 0)
-        break;
-      got += n;
-    }
+    long got = child_count(env);
     lmq_env_close(env);
     _exit(got == 400 ? 0 : 16);
   }
