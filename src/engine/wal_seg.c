@@ -181,7 +181,7 @@ void lmq__wal_spare_make(lmq_env *env) {
   spare_tmp_path(tmp, sizeof tmp, env->waldir);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    return;
+    goto failed; /* e.g. out of inodes or descriptors: not every sync */
   static const unsigned char zero[ZERO_STEP];
   uint64_t size = env->opt.wal_segment_size;
   int e = 0;
@@ -209,6 +209,7 @@ void lmq__wal_spare_make(lmq_env *env) {
     pthread_mutex_unlock(&env->io_mu);
   }
   unlink(tmp);
+failed:
   pthread_mutex_lock(&env->io_mu);
   env->spare_failed_seg = env->wal_seg; /* retried in the next segment */
   pthread_mutex_unlock(&env->io_mu);
