@@ -384,8 +384,12 @@ static void lead(lmq_env *env, int linger) {
     pthread_mutex_unlock(&env->wal_mu);
     if (handoff) {
       /* next stays pending until one of its producers claims the lead
-       * (flushing is still set): nobody else rotates or frees it. */
+       * (flushing is still set): nobody else rotates it. But once its
+       * state is stored that producer may flush it and the applier free
+       * it before chunk_set reads nwait: hold a reference across. */
+      atomic_fetch_add(&next->refs, 1);
       chunk_set(next, CHUNK_LEAD, 1);
+      lmq__chunk_unref(env, next);
     }
     chunk_set(c, CHUNK_DONE, INT_MAX);
     lmq__chunk_unref(env, c); /* env->pending's reference */
