@@ -74,15 +74,14 @@ static void spawn(ec_cluster *c, int i, int fresh) {
   m->pid = pid;
 }
 
-void ec_start(ec_cluster *c) {
-  memset(c, 0, sizeof *c);
-  etcd_harness h;
-  memset(&h, 0, sizeof h);
-  cr_assert_eq(eh_find(&h), 0, "%s", h.err);
-  snprintf(c->bin, sizeof c->bin, "%s", h.bin);
-  const char *base = getenv("TMPDIR");
-  snprintf(c->dir, sizeof c->dir, "%s/lmq-etcdc-XXXXXX", base && *base ? base : "/tmp");
-  cr_assert_not_null(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+/* Pick free ports and start the three members; 1 when every member is
+ * healthy, still our own child, and all three report one cluster ID. A port
+ * can be taken between eh_free_port() and etcd's bind by another test running
+ * in parallel (make -j): the member then exits, and a foreign etcd answers on
+ * its port, so a health check alone would pass and a later request could go
+ * to a server this test never pauses or kills. 0 (members killed) when that
+ * happens, so the caller tries other ports. */
+static int try_start(ec_cluster *c) {
   size_t in = 0, ep = 0;
   for (int i = 0; i < EC_MEMBERS; i++) {
     ec_member *m = &c->m[i];
@@ -99,15 +98,50 @@ void ec_start(ec_cluster *c) {
   for (int i = 0; i < EC_MEMBERS; i++)
     spawn(c, i, 1);
   long long end = now_ms() + 20000;
-  for (int i = 0; i < EC_MEMBERS; i++) {
-    while (!healthy(c->m[i].port)) {
+  int ok = 1;
+  char cluster[EC_MEMBERS][32];
+  for (int i = 0; i < EC_MEMBERS && ok; i++) {
+    char resp[1024];
+    for (;;) {
       int st;
-      cr_assert_neq(waitpid(c->m[i].pid, &st, WNOHANG), c->m[i].pid,
-                    "etcd member %d exited at start; see %s/m%d.log", i, c->dir, i);
+      if (waitpid(c->m[i].pid, &st, WNOHANG) == c->m[i].pid) {
+        c->m[i].pid = 0; /* exited: its port was taken */
+        ok = 0;
+        break;
+      }
+      if (healthy(c->m[i].port) &&
+          post(c->m[i].port, "/v3/maintenance/status", resp, sizeof resp) == 200 &&
+          field(resp, "cluster_id", cluster[i], sizeof cluster[i]))
+        break;
       cr_assert_lt(now_ms(), end, "the etcd cluster did not form in 20 s (%s)", c->dir);
       nap(20);
     }
+    if (ok && i && strcmp(cluster[i], cluster[0]) != 0)
+      ok = 0; /* a foreign etcd answers on a port meant for ours */
   }
+  if (ok)
+    return 1;
+  for (int i = 0; i < EC_MEMBERS; i++) {
+    ec_kill(c, i);
+    char data[300];
+    snprintf(data, sizeof data, "%s/m%d", c->dir, i);
+    eh_rmtree(data);
+  }
+  return 0;
+}
+
+void ec_start(ec_cluster *c) {
+  memset(c, 0, sizeof *c);
+  etcd_harness h;
+  memset(&h, 0, sizeof h);
+  cr_assert_eq(eh_find(&h), 0, "%s", h.err);
+  snprintf(c->bin, sizeof c->bin, "%s", h.bin);
+  const char *base = getenv("TMPDIR");
+  snprintf(c->dir, sizeof c->dir, "%s/lmq-etcdc-XXXXXX", base && *base ? base : "/tmp");
+  cr_assert_not_null(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+  for (int attempt = 0; !try_start(c); attempt++)
+    cr_assert_lt(attempt, 4, "the etcd cluster could not start on free ports; see %s/m*.log",
+                 c->dir);
 }
 
 /* "member_id":"123" and "leader":"123" in a status answer (int64 as strings). */
@@ -153,13 +187,30 @@ void ec_kill(ec_cluster *c, int i) {
 }
 
 void ec_pause(ec_cluster *c, int i) {
-  if (c->m[i].pid > 0)
-    kill(c->m[i].pid, SIGSTOP);
+  if (c->m[i].pid <= 0)
+    return;
+  kill(c->m[i].pid, SIGSTOP);
+  /* kill() only queues the stop: a thread running on another core can still
+   * answer a request for a moment. The parent learns the stop is complete
+   * (every thread stopped) from waitpid(WUNTRACED). */
+  int st;
+  pid_t r;
+  do
+    r = waitpid(c->m[i].pid, &st, WUNTRACED);
+  while (r == -1 && errno == EINTR);
+  cr_assert(r == c->m[i].pid && WIFSTOPPED(st), "etcd member %d did not stop", i);
 }
 
 void ec_resume(ec_cluster *c, int i) {
-  if (c->m[i].pid > 0)
-    kill(c->m[i].pid, SIGCONT);
+  if (c->m[i].pid <= 0)
+    return;
+  kill(c->m[i].pid, SIGCONT);
+  int st;
+  pid_t r;
+  do
+    r = waitpid(c->m[i].pid, &st, WCONTINUED);
+  while (r == -1 && errno == EINTR);
+  cr_assert(r == c->m[i].pid && WIFCONTINUED(st), "etcd member %d did not continue", i);
 }
 
 void ec_restart(ec_cluster *c, int i) {
