@@ -35,12 +35,16 @@ static void check_produce(const lmq_wal_rec *r, const unsigned char *at,
     n++;
   }
   CHECK(n == r->count && pos == r->msgs_len);
-  size_t size = lmq__wal_rec_size(r->name_len, r->count, total);
+  /* Re-encode: the same bytes, in the record's own length format. */
+  size_t size = lmq__wal_rec_size(r->name_len, r->msgs_len - total, total);
   CHECK(size == r->size);
   unsigned char *buf = malloc(size);
   CHECK(buf);
   unsigned char *p = lmq__wal_rec_begin(buf, size, r->name, r->name_len,
                                         r->incarnation, r->first_id, r->count);
+  CHECK(buf[LMQ_WAL_HDR] == LMQ_WAL_REC_PRODUCE_V);
+  if (!r->varlen)
+    buf[LMQ_WAL_HDR] = LMQ_WAL_REC_PRODUCE; /* the first format: u32 lengths */
   memcpy(p, r->msgs, r->msgs_len);
   lmq__wal_rec_seal(buf, size, seg);
   CHECK(memcmp(buf, at, size) == 0);

@@ -162,15 +162,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       uint64_t inc = kind == 4 ? next(&r) % 3 : 1;
       if (kind == 3) /* an ID far away, maybe out of range */
         id += (lmq_id)next(&r) << (next(&r) % 60);
-      size_t sz = lmq__wal_rec_size(1, count, total);
+      /* Varint lengths (one byte here), or the first format's u32. */
+      int u32 = kind == 2;
+      size_t lb = u32 ? 4 : 1;
+      size_t sz = lmq__wal_rec_size(1, lb * count, total);
       unsigned char *b = malloc(sz);
       CHECK(b);
       unsigned char *p = lmq__wal_rec_begin(b, sz, "c", 1, inc, id, count);
+      if (u32)
+        b[LMQ_WAL_HDR] = LMQ_WAL_REC_PRODUCE;
       for (uint32_t k = 0; k < count; k++) {
-        lmq__put32(p, (uint32_t)plen);
+        if (u32)
+          lmq__put32(p, (uint32_t)plen);
+        else
+          p[0] = (unsigned char)plen;
         for (size_t j = 0; j < plen; j++)
-          p[4 + j] = pay(id + k, j);
-        p += 4 + plen;
+          p[lb + j] = pay(id + k, j);
+        p += lb + plen;
       }
       lmq__wal_rec_seal(b, sz, seg);
       put(&s[cur], b, sz);

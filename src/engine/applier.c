@@ -9,6 +9,7 @@
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
+#include "common/varint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,12 +66,13 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
       const unsigned char *p = c->buf + r->off;
       for (uint32_t j = 0; j < r->count; j++) {
         unsigned char kb[LMQ_KEY_SIZE];
-        uint32_t len = lmq__get32(p);
+        uint32_t len;
+        p += lmq__varint_get32_trusted(p, &len);
         lmq__key_make(kb, r->first_id + j, ch->apply_ord++);
-        MDB_val k = {sizeof kb, kb}, v = {len, (void *)(p + 4)};
+        MDB_val k = {sizeof kb, kb}, v = {len, (void *)p};
         if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND)))
           goto fail;
-        p += 4 + len;
+        p += len;
       }
       ch->apply_add += r->bytes;
     }

@@ -19,6 +19,7 @@
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
+#include "common/varint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,10 +671,12 @@ void lmq__chan_publish(lmq_chan *ch, const chunk *c, const rec_ref *r) {
   const unsigned char *p = c->buf + r->off;
   for (uint32_t i = 0; i < r->count; i++) {
     tail_ent *e = &ch->tail[ch->tlen++];
+    uint32_t len;
+    p += lmq__varint_get32_trusted(p, &len);
     e->id = r->first_id + i;
-    e->len = lmq__get32(p);
-    e->data = p + 4;
-    p += 4 + e->len;
+    e->len = len;
+    e->data = p;
+    p += len;
   }
   ch->tbytes += r->bytes;
   ch->last_id = r->first_id + r->count - 1;

@@ -15,6 +15,7 @@
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
+#include "common/varint.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -466,19 +467,24 @@ static int backpressure(lmq_env *env) {
   return rc;
 }
 
-static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
-                        size_t n, lmq_id *out_ids, int sync, uint64_t total);
+/* A produce call's sizes: payload bytes and length-prefix bytes. */
+typedef struct produce_size {
+  uint64_t total, len_bytes;
+} produce_size;
 
-/* Validate a produce call's arguments; 0 and *total (payload bytes). */
+static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
+                        size_t n, lmq_id *out_ids, int sync, produce_size sz);
+
+/* Validate a produce call's arguments; 0 and *out. */
 static int produce_check(lmq_env *env, const lmq_buf *msgs, size_t n, int sync,
-                         uint64_t *total_out) {
+                         produce_size *out) {
   if (!msgs || n == 0)
     return lmq__error(LMQ_EINVAL, "produce needs at least one message");
   if (n > UINT32_MAX)
     return lmq__error(LMQ_ETOOBIG, "too many messages in one call");
   if (sync < LMQ_SYNC_DEFAULT || sync > LMQ_SYNC_NONE)
     return lmq__error(LMQ_EINVAL, "sync policy %d is invalid", sync);
-  uint64_t total = 0;
+  uint64_t total = 0, len_bytes = 0;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i].len && !msgs[i].data)
       return lmq__error(LMQ_EINVAL, "message %zu has NULL data", i);
@@ -486,13 +492,15 @@ static int produce_check(lmq_env *env, const lmq_buf *msgs, size_t n, int sync,
       return lmq__error(LMQ_ETOOBIG, "message %zu is %zu bytes; max_message_size "
                         "is %u", i, msgs[i].len, env->opt.max_message_size);
     total += msgs[i].len;
+    len_bytes += lmq__varint_len(msgs[i].len);
   }
-  if (total + 4 * (uint64_t)n > LMQ_WAL_MAX_BODY - 300)
+  if (total + len_bytes > LMQ_WAL_MAX_BODY - 300)
     return lmq__error(LMQ_ETOOBIG, "batch of %" PRIu64 " bytes is too large",
                       (uint64_t)total);
   if (atomic_load(&env->failed))
     return lmq__error(LMQ_EFAILED, "an earlier WAL fsync failed; reopen the env");
-  *total_out = total;
+  out->total = total;
+  out->len_bytes = len_bytes;
   return 0;
 }
 
@@ -503,30 +511,30 @@ LMQ_API int lmq_produce(lmq_env *env, const char *channel, const lmq_buf *msgs,
   LMQ__ENV_CHECK(env);
   if (atomic_load(&env->closed))
     return lmq__error(LMQ_ECLOSED, "env is closed");
-  uint64_t total;
-  int rc = produce_check(env, msgs, n, sync, &total);
+  produce_size sz;
+  int rc = produce_check(env, msgs, n, sync, &sz);
   if (rc)
     return rc;
   lmq_chan *ch;
   if ((rc = lmq__chan_get(&ch, env, channel)))
     return rc;
-  return produce_chan(env, ch, msgs, n, out_ids, sync, total);
+  return produce_chan(env, ch, msgs, n, out_ids, sync, sz);
 }
 
 int lmq__produce_ch(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs, size_t n,
                     lmq_id *out_ids, int sync) {
-  uint64_t total;
-  int rc = produce_check(env, msgs, n, sync, &total);
+  produce_size sz;
+  int rc = produce_check(env, msgs, n, sync, &sz);
   if (rc) {
     lmq__chan_put(env, ch);
     return rc;
   }
-  return produce_chan(env, ch, msgs, n, out_ids, sync, total);
+  return produce_chan(env, ch, msgs, n, out_ids, sync, sz);
 }
 
 /* The checked produce: the caller's reference on ch is taken over. */
 static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
-                        size_t n, lmq_id *out_ids, int sync, uint64_t total) {
+                        size_t n, lmq_id *out_ids, int sync, produce_size sz) {
   int rc;
   if (sync == LMQ_SYNC_DEFAULT)
     sync = env->opt.sync;
@@ -534,7 +542,7 @@ static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
     lmq__chan_put(env, ch);
     return rc;
   }
-  size_t size = lmq__wal_rec_size(ch->name_len, n, total);
+  size_t size = lmq__wal_rec_size(ch->name_len, sz.len_bytes, sz.total);
 
   pthread_mutex_lock(&env->wal_mu);
   /* Do not grow a chunk without bound while a leader is writing. */
@@ -581,12 +589,12 @@ static int produce_chan(lmq_env *env, lmq_chan *ch, const lmq_buf *msgs,
   r->first_id = first;
   r->count = (uint32_t)n;
   r->off = (size_t)(p - c->buf);
-  r->bytes = total;
+  r->bytes = sz.total;
   for (size_t i = 0; i < n; i++) {
-    lmq__put32(p, (uint32_t)msgs[i].len);
+    p += lmq__varint_put(p, msgs[i].len);
     if (msgs[i].len)
-      memcpy(p + 4, msgs[i].data, msgs[i].len);
-    p += 4 + msgs[i].len;
+      memcpy(p, msgs[i].data, msgs[i].len);
+    p += msgs[i].len;
   }
   r->rec_off = (size_t)(rec - c->buf);
   r->rec_size = size;

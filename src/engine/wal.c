@@ -2,6 +2,7 @@
 /* wal.c - the WAL record codec (see wal.h): pure, no I/O, fuzzed. */
 #include "config.h"
 #include "engine/wal.h"
+#include "common/varint.h"
 #include "lmq.h"
 
 #include <string.h>
@@ -10,8 +11,8 @@
 /* Fixed body bytes before the payload entries, besides the name. */
 #define BODY_FIXED (1u + 1u + 8u + 8u + 4u)
 
-size_t lmq__wal_rec_size(size_t name_len, size_t count, uint64_t payload_bytes) {
-  return LMQ_WAL_HDR + BODY_FIXED + name_len + 4 * count + (size_t)payload_bytes +
+size_t lmq__wal_rec_size(size_t name_len, uint64_t len_bytes, uint64_t payload_bytes) {
+  return LMQ_WAL_HDR + BODY_FIXED + name_len + (size_t)len_bytes + (size_t)payload_bytes +
          LMQ_WAL_TRAILER;
 }
 
@@ -22,7 +23,7 @@ unsigned char *lmq__wal_rec_begin(unsigned char *buf, size_t size,
   lmq__put32(buf, LMQ_WAL_MAGIC); /* made the segment's by the seal */
   lmq__put32(buf + 4, (uint32_t)(size - LMQ_WAL_HDR - LMQ_WAL_TRAILER));
   unsigned char *p = buf + LMQ_WAL_HDR;
-  *p++ = LMQ_WAL_REC_PRODUCE;
+  *p++ = LMQ_WAL_REC_PRODUCE_V;
   *p++ = (unsigned char)name_len;
   memcpy(p, name, name_len);
   p += name_len;
@@ -65,12 +66,20 @@ static int decode_produce(lmq_wal_rec *rec, const unsigned char *p,
   /* Validate the entry layout once so iteration cannot overrun. */
   const unsigned char *q = p;
   for (uint32_t i = 0; i < rec->count; i++) {
-    if ((size_t)(end - q) < 4)
+    uint32_t l;
+    size_t lb;
+    if (rec->varlen) {
+      if (!(lb = lmq__varint_get32(q, end, &l)))
+        return 0;
+    } else {
+      if ((size_t)(end - q) < 4)
+        return 0;
+      l = lmq__get32(q);
+      lb = 4;
+    }
+    if ((size_t)(end - q) - lb < l)
       return 0;
-    uint32_t l = lmq__get32(q);
-    if ((size_t)(end - q - 4) < l)
-      return 0;
-    q += 4 + l;
+    q += lb + l;
   }
   /* IDs outside 1..LMQ_ID_MAX never come from a real produce: a record
    * carrying them is damaged (and would make cursors wrap). */
@@ -98,7 +107,10 @@ int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
   rec->type = p[0];
   rec->size = size;
   switch (rec->type) {
+  case LMQ_WAL_REC_PRODUCE_V:
   case LMQ_WAL_REC_PRODUCE:
+    rec->varlen = rec->type == LMQ_WAL_REC_PRODUCE_V;
+    rec->type = LMQ_WAL_REC_PRODUCE;
     return decode_produce(rec, p, end) ? LMQ_WAL_OK : LMQ_WAL_TORN;
   case LMQ_WAL_REC_MARK:
   case LMQ_WAL_REC_END:
@@ -113,11 +125,15 @@ int lmq__wal_decode(lmq_wal_rec *rec, const unsigned char *buf, size_t avail,
 
 int lmq__wal_rec_next(const lmq_wal_rec *rec, size_t *pos,
                       const unsigned char **data, uint32_t *len) {
-  if (*pos + 4 > rec->msgs_len)
+  if (*pos >= rec->msgs_len)
     return 0;
-  *len = lmq__get32(rec->msgs + *pos);
-  *data = rec->msgs + *pos + 4;
-  *pos += 4 + *len;
+  size_t lb = 4;
+  if (rec->varlen)
+    lb = lmq__varint_get32_trusted(rec->msgs + *pos, len);
+  else
+    *len = lmq__get32(rec->msgs + *pos);
+  *data = rec->msgs + *pos + lb;
+  *pos += lb + *len;
   return 1;
 }
 

@@ -8,7 +8,7 @@
 #include "stream/msg.h"
 #include "stream/envelope.h"
 #include "stream/pbpack.h"
-#include "stream/varint.h"
+#include "common/varint.h"
 #include "common/error.h"
 #include "lmq_msg.pb-c.h"
 

@@ -8,7 +8,7 @@
  */
 #include "config.h"
 #include "stream/envelope.h"
-#include "stream/varint.h"
+#include "common/varint.h"
 #include "common/error.h"
 
 #include <string.h>

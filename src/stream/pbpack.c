@@ -20,7 +20,7 @@
  */
 #include "config.h"
 #include "stream/pbpack.h"
-#include "stream/varint.h"
+#include "common/varint.h"
 
 #include <stdint.h>
 #include <stdlib.h>
