@@ -291,6 +291,42 @@ int nc_stream_caught_up(nc_cluster *c, const char *stream, int wait_ms) {
   return 0;
 }
 
+int nc_consumer_caught_up(nc_cluster *c, const char *stream, const char *durable,
+                          int wait_ms) {
+  long long end = now_ms() + wait_ms;
+  do {
+    jsConsumerInfo *ci = NULL;
+    for (int i = 0; !ci && i < NC_NODES; i++) {
+      node_conn k;
+      if (!c->node[i].pid || node_open(&k, c, i) < 0)
+        continue;
+      if (js_GetConsumerInfo(&ci, k.js, stream, durable, NULL, NULL) != NATS_OK)
+        ci = NULL;
+      node_close(&k);
+    }
+    int ok = ci && ci->Cluster && ci->Cluster->Leader &&
+             ci->Cluster->ReplicasLen == NC_NODES - 1;
+    for (int i = 0; ok && i < ci->Cluster->ReplicasLen; i++)
+      ok = ci->Cluster->Replicas[i]->Current && !ci->Cluster->Replicas[i]->Offline &&
+           ci->Cluster->Replicas[i]->Lag == 0;
+    if (!ok && getenv("LMQ_TEST_VERBOSE") && ci && ci->Cluster) {
+      fprintf(stderr, "consumer %s leader %s:", durable, ci->Cluster->Leader);
+      for (int i = 0; i < ci->Cluster->ReplicasLen; i++)
+        fprintf(stderr, " %s current %d offline %d lag %llu active %lld",
+                ci->Cluster->Replicas[i]->Name, ci->Cluster->Replicas[i]->Current,
+                ci->Cluster->Replicas[i]->Offline,
+                (unsigned long long)ci->Cluster->Replicas[i]->Lag,
+                (long long)ci->Cluster->Replicas[i]->Active);
+      fprintf(stderr, "\n");
+    }
+    jsConsumerInfo_Destroy(ci);
+    if (ok)
+      return 1;
+    nap(100);
+  } while (now_ms() < end);
+  return 0;
+}
+
 static nc_cluster shared;
 
 static void shared_stop(void) { nc_stop(&shared); }

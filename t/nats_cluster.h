@@ -48,6 +48,9 @@ int nc_consumer_leader(nc_cluster *c, const char *stream, const char *durable,
 /* Wait up to wait_ms until every replica of stream reports itself current
  * with no lag; 1 if so. */
 int nc_stream_caught_up(nc_cluster *c, const char *stream, int wait_ms);
+/* The same for consumer `durable` of the stream. */
+int nc_consumer_caught_up(nc_cluster *c, const char *stream, const char *durable,
+                          int wait_ms);
 
 /* One cluster for the whole test process, stopped at exit: for the stream
  * tests built with LMQ_TEST_NATS_CLUSTER. Returns its client URLs. */

@@ -8,24 +8,52 @@
  *                 consumption);
  *   message ID -> the stream sequence JetStream assigned (1, 2, ...);
  *   group G    -> durable pull consumer "<esc(G)>" on that stream with
- *                 AckPolicy All, so acking message N acks everything <= N;
- *   commit     -> a synchronous ack of the last message handed out.
+ *                 AckPolicy All, so acking message N acks everything <= N,
+ *                 and the group's cursor: key "lmq_<esc(C)>.<esc(G)>" of
+ *                 the Key-Value bucket "lmq_cursors" (nats_cursor.c);
+ *   commit     -> a synchronous ack of the last message handed out, then a
+ *                 write of its sequence to the cursor.
  * esc() keeps [A-Za-z0-9-] and writes '.' and '_' as "_2E" and "_5F", so
  * distinct lmq names give distinct JetStream names.
  *
- * Cursor: lmq's commit means "everything consumed so far is done". Messages
- * handed out but not committed stay unacknowledged; JetStream would only
- * redeliver them after AckWait, so subscribe() rewinds a durable that has
- * unacknowledged messages: it recreates the consumer at ack floor + 1. A
- * restart therefore redelivers exactly the uncommitted messages
+ * Cursor: lmq's commit means "everything consumed so far is done", and a
+ * commit that returned 0 is never undone by the loss of one node of an R3
+ * cluster. The durable's ack alone cannot promise that: its leader answers
+ * the ack (and updates its own state) before the ack's raft proposal is
+ * committed, so a leader killed right after can come back, as another
+ * node, with an older ack floor. A stream publish is answered only once a
+ * quorum stored it, so commit also writes the sequence to the cursor
+ * bucket (R = the backend's replica count, history 1) and returns 0 only
+ * when that write was acknowledged. The ack still matters: it keeps the
+ * consumer's own state close, and is the position when no cursor was
+ * written. R1 writes the cursor too: one server has no failover, but it
+ * writes a consumer's ack state to disk lazily while it writes a stream's
+ * messages as it stores them, so the cursor also survives a SIGKILLed
+ * server (one more round trip per commit; docs/deploy.md has the cost).
+ * A cursor records the channel stream's creation time: a channel destroyed
+ * and created again under the same name never inherits an old cursor
+ * (channel_destroy also purges its cursors, best effort).
+ *
+ * subscribe() starts the group after the later of the durable's ack floor
+ * and the cursor (a cursor write that failed leaves the ack floor ahead:
+ * that commit's outcome was unknown, either is right). Messages handed out
+ * but not committed stay unacknowledged; JetStream would only redeliver
+ * them after AckWait, so subscribe() recreates the durable at that position
+ * + 1 when it has unacknowledged messages or would deliver from elsewhere;
+ * a missing durable is added there (or per `start` when there is no cursor
+ * either). A restart therefore redelivers exactly the uncommitted messages
  * (at-least-once). AckWait is long (1 h) and MaxAckPending unlimited because
  * a stream may consume for a long time between commits; a redelivery that
  * still shows up within a session (sequence <= the last one handed out) is
  * dropped.
  *
- * seek(id) deletes the durable and adds it again with
- * DeliverByStartSequence = id: the new position is stored at once (not at
- * the next commit) and uncommitted acks of the old consumer are dropped.
+ * seek(id) first writes id - 1 to the cursor, then deletes the durable and
+ * adds it again with DeliverByStartSequence = id: the new position is
+ * stored at once (not at the next commit) and uncommitted acks of the old
+ * consumer are dropped. A seek whose cursor write fails changes nothing
+ * (the refusal's code), or, when the write was not answered, returns
+ * LMQ_EUNKNOWN with the durable untouched: a later subscribe may then
+ * start at id (a forward seek) or at the old position (a backward one).
  *
  * fd: an eventfd, readable while the highest stored sequence is above the
  * consumer's position. A second, ephemeral *ordered push* consumer
@@ -50,7 +78,10 @@
  * connection drops returns within NB_API_WAIT_MS), a JetStream API timeout
  * LMQ_ETIMEDOUT, an unknown stream LMQ_ENOCHANNEL, an unknown consumer
  * LMQ_ENOGROUP, a payload above the server's max_payload LMQ_ETOOBIG, other
- * server refusals LMQ_EPROTO.
+ * server refusals LMQ_EPROTO. A commit whose ack was not answered, or whose
+ * cursor write failed or was not answered, within NB_API_WAIT_MS in all is
+ * LMQ_EUNKNOWN; the subscription keeps what it would commit, and the next
+ * commit sends both again.
  *
  * Produce (nats_pub.c): a call's messages are published pipelined and the
  * call waits once for all acknowledgements, resending with the same
@@ -71,6 +102,7 @@
 #include "common/os.h"
 #include "config.h"
 #include "stream/backend.h"
+#include "stream/nats_cursor.h"
 #include "stream/nats_pub.h"
 
 #include <nats/nats.h>
@@ -105,6 +137,7 @@ typedef struct nats_backend {
   natsConnection *nc;
   jsCtx *js;
   lmq_npub *pub;  /* pipelined publishing */
+  lmq_ncur *cur;  /* committed cursors (nats_cursor.c) */
   int replicas;   /* of the streams this backend creates */
   int produce_ms; /* budget of one produce call, resends included */
   /* For the notifiers only: libnats deletes an ordered consumer when it is
@@ -119,6 +152,7 @@ typedef struct nats_sub {
   char stream[NB_NAME_MAX + 8];
   char durable[NB_NAME_MAX + 8];
   char *subject;
+  int64_t created;        /* the stream's creation time: its incarnation */
   natsSubscription *pull; /* bound to the durable */
   natsSubscription *note; /* ordered push consumer, wakes efd */
   int efd;
@@ -286,8 +320,13 @@ static int n_channel_destroy(lmq_backend *bb, const char *ch) {
     return rc;
   jsErrCode je = 0;
   natsStatus s = js_DeleteStream(b->js, name, NULL, &je);
-  if (s == NATS_OK)
+  if (s == NATS_OK) {
+    /* Best effort: a channel created again under this name is another
+     * incarnation (a new creation time), which ignores these cursors. */
+    jsErrCode pje = 0;
+    lmq__ncur_drop(b->cur, name, &pje);
     return 0;
+  }
   if (s == NATS_NOT_FOUND && !je)
     je = JSStreamNotFoundErr;
   return nerr(s, je, b->nc, "channel_destroy", ch);
@@ -359,35 +398,59 @@ static int n_latest(lmq_backend *bb, const char *ch, uint64_t *id) {
 
 /* ------------------------------------------------------ subscriptions */
 
-/* Add the durable with the given start (seq 0: policy as given). */
-static int durable_add(nats_sub *s, jsDeliverPolicy pol, uint64_t seq) {
-  jsConsumerConfig cc;
-  jsConsumerConfig_Init(&cc);
-  cc.Durable = s->durable;
-  cc.AckPolicy = js_AckAll;
-  cc.AckWait = NB_ACK_WAIT_NS;
-  cc.MaxAckPending = NB_MAX_ACK_PENDING;
-  cc.MaxDeliver = -1;
-  cc.FilterSubject = s->subject;
-  cc.DeliverPolicy = pol;
+/* The durable's configuration, starting as pol says (seq: for
+ * DeliverByStartSequence). */
+static void durable_config(nats_sub *s, jsConsumerConfig *cc, jsDeliverPolicy pol,
+                           uint64_t seq) {
+  jsConsumerConfig_Init(cc);
+  cc->Durable = s->durable;
+  cc->AckPolicy = js_AckAll;
+  cc->AckWait = NB_ACK_WAIT_NS;
+  cc->MaxAckPending = NB_MAX_ACK_PENDING;
+  cc->MaxDeliver = -1;
+  cc->FilterSubject = s->subject;
+  cc->DeliverPolicy = pol;
   if (pol == js_DeliverByStartSequence)
-    cc.OptStartSeq = seq;
-  jsConsumerInfo *ci = NULL;
-  jsErrCode je = 0;
-  natsStatus st = js_AddConsumer(&ci, s->b->js, s->stream, &cc, NULL, &je);
-  jsConsumerInfo_Destroy(ci);
-  if (st != NATS_OK)
-    return nerr(st, je, s->b->nc, "add consumer", s->durable);
-  return 0;
+    cc->OptStartSeq = seq;
 }
 
-static int durable_recreate(nats_sub *s, uint64_t seq) {
+static natsStatus durable_try_add(nats_sub *s, jsDeliverPolicy pol, uint64_t seq,
+                                  jsErrCode *je) {
+  jsConsumerConfig cc;
+  durable_config(s, &cc, pol, seq);
+  jsConsumerInfo *ci = NULL;
+  natsStatus st = js_AddConsumer(&ci, s->b->js, s->stream, &cc, NULL, je);
+  jsConsumerInfo_Destroy(ci);
+  return st;
+}
+
+/* Add the durable with the given start (seq 0: policy as given). */
+static int durable_add(nats_sub *s, jsDeliverPolicy pol, uint64_t seq) {
   jsErrCode je = 0;
-  natsStatus st = js_DeleteConsumer(s->b->js, s->stream, s->durable, NULL, &je);
-  if (st != NATS_OK && st != NATS_NOT_FOUND && je != JSConsumerNotFoundErr)
-    return nerr(st, je, s->b->nc, "delete consumer", s->durable);
-  return seq ? durable_add(s, js_DeliverByStartSequence, seq)
-             : durable_add(s, js_DeliverAll, 0);
+  natsStatus st = durable_try_add(s, pol, seq, &je);
+  return st == NATS_OK ? 0 : nerr(st, je, s->b->nc, "add consumer", s->durable);
+}
+
+/* Delete the durable and add it at seq (0: from the start). A delete that
+ * was answered can leave the old consumer in place for a moment on a
+ * cluster (seen after a failover): the add is then refused as "name already
+ * in use", and both are tried again within NB_API_WAIT_MS. */
+static int durable_recreate(nats_sub *s, uint64_t seq) {
+  uint64_t end = lmq__mono_ns() + (uint64_t)NB_API_WAIT_MS * 1000000;
+  for (;;) {
+    jsErrCode je = 0;
+    natsStatus st = js_DeleteConsumer(s->b->js, s->stream, s->durable, NULL, &je);
+    if (st != NATS_OK && st != NATS_NOT_FOUND && je != JSConsumerNotFoundErr)
+      return nerr(st, je, s->b->nc, "delete consumer", s->durable);
+    je = 0;
+    st = seq ? durable_try_add(s, js_DeliverByStartSequence, seq, &je)
+             : durable_try_add(s, js_DeliverAll, 0, &je);
+    if (st == NATS_OK)
+      return 0;
+    if (je != JSConsumerNameExistErr || lmq__mono_ns() >= end)
+      return nerr(st, je, s->b->nc, "add consumer", s->durable);
+    nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+  }
 }
 
 static int pull_bind(nats_sub *s) {
@@ -560,6 +623,53 @@ static void sub_free(nats_sub *s) {
   free(s);
 }
 
+/*
+ * Where the group starts. Its committed position is the later of the
+ * consumer's ack floor and its cursor in the bucket (nats_cursor.c): the ack
+ * floor alone can be older than a commit that returned 0 once the
+ * consumer's leader changed, and the cursor can be older than the ack floor
+ * after a commit whose cursor write failed (outcome unknown: either is
+ * right). The durable is recreated at that position + 1 unless it would
+ * deliver from there anyway (its unacknowledged messages would only come
+ * again after AckWait); a missing durable is added there, or as `start`
+ * says when the group has no cursor either.
+ */
+static int start_resolve(nats_sub *s, int start) {
+  nats_backend *b = s->b;
+  jsStreamInfo *si = NULL;
+  jsErrCode je = 0;
+  natsStatus st = js_GetStreamInfo(&si, b->js, s->stream, NULL, &je);
+  if (st != NATS_OK) {
+    if (st == NATS_NOT_FOUND && !je)
+      je = JSStreamNotFoundErr;
+    return nerr(st, je, b->nc, "subscribe", s->channel);
+  }
+  s->created = si->Created;
+  jsStreamInfo_Destroy(si);
+  int found = 0;
+  uint64_t kv = 0;
+  je = 0;
+  if ((st = lmq__ncur_ensure(b->cur)) != NATS_OK ||
+      (st = lmq__ncur_get(b->cur, s->stream, s->durable, s->created, &found, &kv,
+                          &je)) != NATS_OK)
+    return nerr(st, je, b->nc, "subscribe: read the cursor of group", s->durable);
+  jsConsumerInfo *ci = NULL;
+  je = 0;
+  st = js_GetConsumerInfo(&ci, b->js, s->stream, s->durable, NULL, &je);
+  if (st == NATS_OK) {
+    uint64_t floor = ci->AckFloor.Stream, next = ci->Delivered.Stream + 1;
+    int pending = ci->NumAckPending > 0;
+    jsConsumerInfo_Destroy(ci);
+    uint64_t from = (found && kv > floor ? kv : floor) + 1;
+    return pending || from != next ? durable_recreate(s, from) : 0;
+  }
+  if ((st == NATS_NOT_FOUND || je == JSConsumerNotFoundErr) && je != JSStreamNotFoundErr)
+    return found ? durable_add(s, js_DeliverByStartSequence, kv + 1)
+                 : durable_add(s, start == LMQ_START_LATEST ? js_DeliverNew : js_DeliverAll,
+                               0);
+  return nerr(st, je, b->nc, "subscribe", s->channel);
+}
+
 static int n_subscribe(lmq_backend *bb, lmq_bsub **out, const char *ch,
                        const char *group, int start) {
   nats_backend *b = nb(bb);
@@ -590,24 +700,9 @@ static int n_subscribe(lmq_backend *bb, lmq_bsub **out, const char *ch,
   /* The notifier first: a message stored after this point wakes the fd. */
   if ((rc = note_start(s)))
     goto fail;
-  jsConsumerInfo *ci = NULL;
-  jsErrCode je = 0;
-  natsStatus st = js_GetConsumerInfo(&ci, b->js, s->stream, s->durable, NULL, &je);
-  if (st == NATS_OK) {
-    /* An existing group keeps its committed position; what it had
-     * delivered but not acknowledged is delivered again now. */
-    if (ci->NumAckPending > 0)
-      rc = durable_recreate(s, ci->AckFloor.Stream + 1);
-    jsConsumerInfo_Destroy(ci);
-  } else if (st == NATS_NOT_FOUND || je == JSConsumerNotFoundErr) {
-    if (je == JSStreamNotFoundErr)
-      rc = nerr(st, je, b->nc, "subscribe", ch);
-    else
-      rc = durable_add(s, start == LMQ_START_LATEST ? js_DeliverNew : js_DeliverAll, 0);
-  } else {
-    rc = nerr(st, je, b->nc, "subscribe", ch);
-  }
-  if (rc || (rc = pull_bind(s)) || (rc = position_load(s)))
+  if ((rc = start_resolve(s, start)))
+    goto fail;
+  if ((rc = pull_bind(s)) || (rc = position_load(s)))
     goto fail;
   efd_update(s);
   *out = (lmq_bsub *)s;
@@ -833,6 +928,22 @@ static int n_seek(lmq_bsub *bs, uint64_t id) {
   int rc = connected(s->b, "seek", s->channel);
   if (rc)
     return rc;
+  /* The cursor first, so that a later subscribe starts here (it takes the
+   * later of cursor and ack floor, and the new durable's ack floor is
+   * id - 1). When this write fails the durable is left as it is. */
+  jsErrCode je = 0;
+  uint64_t before = id ? id - 1 : 0;
+  natsStatus st = lmq__ncur_put(s->b->cur, s->stream, s->durable, s->created, before,
+                                NB_API_WAIT_MS, &je);
+  if (st == NATS_TIMEOUT) {
+    nerr(st, je, s->b->nc, "seek", s->durable);
+    return lmq__error(LMQ_EUNKNOWN,
+                      "nats backend: seek '%.64s': the cursor write was not acknowledged "
+                      "in %d ms: a later subscribe may or may not start at %llu",
+                      s->durable, NB_API_WAIT_MS, (unsigned long long)id);
+  }
+  if (st != NATS_OK)
+    return nerr(st, je, s->b->nc, "seek: write the cursor of group", s->durable);
   pull_drop(s);
   free(s->ack_to);
   s->ack_to = NULL;
@@ -843,47 +954,11 @@ static int n_seek(lmq_bsub *bs, uint64_t id) {
   return 0;
 }
 
-/*
- * A replicated consumer's leader answers an acknowledgement before its
- * followers have it: killed at that moment, the new leader would deliver the
- * committed messages again. So on R3/R5 a commit also waits until a majority
- * of the consumer's replicas report no lag behind the leader; when that does
- * not happen within NB_API_WAIT_MS the commit's outcome is unknown
- * (LMQ_EUNKNOWN, and the cursor is kept to commit again).
- */
-static int ack_replicated(nats_sub *s) {
-  uint64_t end = lmq__mono_ns() + (uint64_t)NB_API_WAIT_MS * 1000000;
-  natsStatus st = NATS_OK;
-  jsErrCode je = 0;
-  for (;;) {
-    jsConsumerInfo *ci = NULL;
-    st = js_GetConsumerInfo(&ci, s->b->js, s->stream, s->durable, NULL, &je);
-    int current = 1; /* the leader */
-    if (st == NATS_OK && ci->Cluster)
-      for (int i = 0; i < ci->Cluster->ReplicasLen; i++)
-        current += ci->Cluster->Replicas[i]->Current && !ci->Cluster->Replicas[i]->Offline &&
-                   ci->Cluster->Replicas[i]->Lag == 0;
-    int replicas = st == NATS_OK && ci->Cluster ? 1 + ci->Cluster->ReplicasLen : 1;
-    jsConsumerInfo_Destroy(ci);
-    if (st == NATS_OK && 2 * current > replicas)
-      return 0;
-    if (lmq__mono_ns() >= end)
-      break;
-    struct timespec ts = {0, 2 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  if (st != NATS_OK)
-    nerr(st, je, s->b->nc, "commit", s->durable);
-  return lmq__error(LMQ_EUNKNOWN,
-                    "nats backend: commit '%.64s': acknowledged by the consumer leader "
-                    "but not on a majority of its replicas in %d ms: outcome unknown",
-                    s->durable, NB_API_WAIT_MS);
-}
-
 static int n_commit(lmq_bsub *bs) {
   nats_sub *s = (nats_sub *)bs;
   if (!s->ack_to)
     return 0;
+  uint64_t t0 = lmq__mono_ns();
   natsMsg *reply = NULL;
   natsStatus st =
       natsConnection_RequestString(&reply, s->b->nc, s->ack_to, "+ACK", NB_API_WAIT_MS);
@@ -897,9 +972,19 @@ static int n_commit(lmq_bsub *bs) {
   }
   if (st != NATS_OK)
     return nerr(st, 0, s->b->nc, "commit", s->durable);
-  int rc = s->b->replicas > 1 ? ack_replicated(s) : 0;
-  if (rc)
-    return rc;
+  /* The consumer's leader has the ack; the cursor makes it durable. What is
+   * left of the call's budget bounds the write. */
+  uint64_t spent_ms = (lmq__mono_ns() - t0) / 1000000;
+  int left = spent_ms < NB_API_WAIT_MS ? NB_API_WAIT_MS - (int)spent_ms : 1;
+  jsErrCode je = 0;
+  st = lmq__ncur_put(s->b->cur, s->stream, s->durable, s->created, s->last, left, &je);
+  if (st != NATS_OK) {
+    nerr(st, je, s->b->nc, "commit", s->durable);
+    return lmq__error(LMQ_EUNKNOWN,
+                      "nats backend: commit '%.64s': acknowledged by the consumer but the "
+                      "cursor write failed (%s): outcome unknown",
+                      s->durable, natsStatus_GetText(st));
+  }
   free(s->ack_to);
   s->ack_to = NULL;
   return 0;
@@ -922,6 +1007,7 @@ static void n_close(lmq_backend *bb) {
     natsConnection_Close(b->nc);
   /* After the close: no publish is pending, nothing can call back. */
   lmq__npub_destroy(b->pub);
+  lmq__ncur_destroy(b->cur);
   natsConnection_Destroy(b->nc);
   free(b);
 }
@@ -1017,6 +1103,10 @@ int lmq__backend_nats_open(lmq_backend **out, const char *url, int replicas) {
     rc = nerr(s, 0, b->nc, "jetstream", url);
     n_close(&b->base);
     return rc;
+  }
+  if (!(b->cur = lmq__ncur_create(b->js, replicas))) {
+    n_close(&b->base);
+    return lmq__error(LMQ_ENOMEM, "nats backend: out of memory");
   }
   /* Fail now, not at first use, when the server runs without -js. */
   jsAccountInfo *ai = NULL;
