@@ -4,6 +4,7 @@
 #include "config.h"
 #include "nats_harness.h"
 #include "stream/backend.h"
+#include "commit_latency.h"
 
 #include <criterion/criterion.h>
 #include <nats/nats.h>
@@ -451,11 +452,6 @@ Test(nats, a_resent_message_id_is_stored_once) {
   natsConnection_Destroy(nc);
 }
 
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
 /* Not a check but a measure: the latency of a commit of one message on R1,
  * printed as "commit latency: ..." on stderr (docs/deploy.md quotes it). */
 Test(nats, commit_latency_on_one_server) {
@@ -466,24 +462,6 @@ Test(nats, commit_latency_on_one_server) {
     bufs[i] = (lmq_buf){"p", 1};
   cr_assert_eq(be->ops->produce(be, "lat", bufs, N, NULL), 0);
   lmq_bsub *s = sub("lat", "g", LMQ_START_EARLIEST);
-  static long long us[N];
-  for (int i = 0; i < N; i++) {
-    lmq_bbatch b;
-    cr_assert_eq(be->ops->consume(s, &b, 1, 2000), 0, "%s", lmq_errmsg());
-    cr_assert_eq(b.n, 1);
-    be->ops->batch_free(s, &b);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    cr_assert_eq(be->ops->commit(s), 0, "%s", lmq_errmsg());
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    us[i] = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
-  }
-  qsort(us, N, sizeof us[0], cmp_ll);
-  long long sum = 0;
-  for (int i = 0; i < N; i++)
-    sum += us[i];
-  fprintf(stderr, "commit latency: R1, %d commits of one message: median %lld us, p90 %lld "
-                  "us, max %lld us, mean %lld us\n",
-          N, us[N / 2], us[N * 9 / 10], us[N - 1], sum / N);
+  commit_latency(be, s, N, "R1");
   be->ops->unsubscribe(s);
 }

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "nats_cluster.h"
 #include "stream/backend.h"
+#include "commit_latency.h"
 
 #include <criterion/criterion.h>
 #include <nats/nats.h>
@@ -445,13 +446,6 @@ Test(cluster, a_commit_survives_killing_the_group_leader_right_after, .timeout =
   be->ops->unsubscribe(sub);
 }
 
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return (x > y) - (x < y);
-}
-
-/* Not a check but a measure: the latency of a commit of one message on R3,
- * printed as "commit latency: ..." on stderr (docs/deploy.md quotes it). */
 Test(cluster, commit_latency_on_three_replicas, .timeout = 120) {
   create("lat");
   enum { N = 300 };
@@ -460,24 +454,6 @@ Test(cluster, commit_latency_on_three_replicas, .timeout = 120) {
   cr_assert_eq(be->ops->produce(be, "lat", b, N, NULL), 0, "%s", lmq_errmsg());
   free(b);
   lmq_bsub *sub = subscribe("lat", "g");
-  static long long us[N];
-  for (int i = 0; i < N; i++) {
-    lmq_bbatch bt;
-    cr_assert_eq(be->ops->consume(sub, &bt, 1, 3000), 0, "%s", lmq_errmsg());
-    cr_assert_eq(bt.n, 1);
-    be->ops->batch_free(sub, &bt);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    cr_assert_eq(be->ops->commit(sub), 0, "%s", lmq_errmsg());
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    us[i] = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
-  }
-  qsort(us, N, sizeof us[0], cmp_ll);
-  long long sum = 0;
-  for (int i = 0; i < N; i++)
-    sum += us[i];
-  fprintf(stderr, "commit latency: R3, %d commits of one message: median %lld us, p90 %lld "
-                  "us, max %lld us, mean %lld us\n",
-          N, us[N / 2], us[N * 9 / 10], us[N - 1], sum / N);
+  commit_latency(be, sub, N, "R3");
   be->ops->unsubscribe(sub);
 }
