@@ -77,7 +77,7 @@ static long long mono_ms(void) {
  * adding a stream that exists with the same configuration succeeds; one
  * that exists with another (a backend of another replica count made it) is
  * refused, and then the bind finds it and it is used as it is. */
-static natsStatus ensure(lmq_ncur *c) {
+natsStatus lmq__ncur_ensure(lmq_ncur *c) {
   pthread_mutex_lock(&c->mu);
   natsStatus s = NATS_OK;
   long long end = mono_ms() + NCUR_CREATE_MS;
@@ -138,11 +138,9 @@ natsStatus lmq__ncur_get(lmq_ncur *c, const char *stream, const char *durable,
   return NATS_OK;
 }
 
-natsStatus lmq__ncur_ensure(lmq_ncur *c) { return ensure(c); }
-
 natsStatus lmq__ncur_put(lmq_ncur *c, const char *stream, const char *durable,
                          int64_t created, uint64_t seq, int wait_ms, jsErrCode *je) {
-  natsStatus s = ensure(c);
+  natsStatus s = lmq__ncur_ensure(c);
   if (s != NATS_OK)
     return s;
   char *subj = subject(stream, durable);
