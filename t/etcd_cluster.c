@@ -186,32 +186,26 @@ void ec_kill(ec_cluster *c, int i) {
   c->m[i].pid = 0;
 }
 
-void ec_pause(ec_cluster *c, int i) {
+/* Send member i sig and wait until the change has taken effect: kill()
+ * only queues a stop, and a thread running on another core can still
+ * answer a request for a moment; the parent learns that every thread
+ * stopped (or continued) from waitpid(WUNTRACED / WCONTINUED). */
+static void signal_and_wait(ec_cluster *c, int i, int sig) {
   if (c->m[i].pid <= 0)
     return;
-  kill(c->m[i].pid, SIGSTOP);
-  /* kill() only queues the stop: a thread running on another core can still
-   * answer a request for a moment. The parent learns the stop is complete
-   * (every thread stopped) from waitpid(WUNTRACED). */
-  int st;
+  kill(c->m[i].pid, sig);
+  int st, stop = sig == SIGSTOP;
   pid_t r;
   do
-    r = waitpid(c->m[i].pid, &st, WUNTRACED);
+    r = waitpid(c->m[i].pid, &st, stop ? WUNTRACED : WCONTINUED);
   while (r == -1 && errno == EINTR);
-  cr_assert(r == c->m[i].pid && WIFSTOPPED(st), "etcd member %d did not stop", i);
+  cr_assert(r == c->m[i].pid && (stop ? WIFSTOPPED(st) : WIFCONTINUED(st)),
+            "etcd member %d did not %s", i, stop ? "stop" : "continue");
 }
 
-void ec_resume(ec_cluster *c, int i) {
-  if (c->m[i].pid <= 0)
-    return;
-  kill(c->m[i].pid, SIGCONT);
-  int st;
-  pid_t r;
-  do
-    r = waitpid(c->m[i].pid, &st, WCONTINUED);
-  while (r == -1 && errno == EINTR);
-  cr_assert(r == c->m[i].pid && WIFCONTINUED(st), "etcd member %d did not continue", i);
-}
+void ec_pause(ec_cluster *c, int i) { signal_and_wait(c, i, SIGSTOP); }
+
+void ec_resume(ec_cluster *c, int i) { signal_and_wait(c, i, SIGCONT); }
 
 void ec_restart(ec_cluster *c, int i) {
   cr_assert_eq(c->m[i].pid, 0, "ec_restart: member %d still runs", i);

@@ -274,15 +274,20 @@ int nc_stream_leader(nc_cluster *c, const char *stream, int wait_ms) {
   return leader_wait(c, stream, NULL, wait_ms);
 }
 
+/* A leader, and every other node a replica that is current, online and
+ * not lagging. */
+static int all_current(const jsClusterInfo *cl) {
+  int ok = cl && cl->Leader && cl->ReplicasLen == NC_NODES - 1;
+  for (int i = 0; ok && i < cl->ReplicasLen; i++)
+    ok = cl->Replicas[i]->Current && !cl->Replicas[i]->Offline && cl->Replicas[i]->Lag == 0;
+  return ok;
+}
+
 int nc_stream_caught_up(nc_cluster *c, const char *stream, int wait_ms) {
   long long end = now_ms() + wait_ms;
   do {
     jsStreamInfo *si = info(c, stream);
-    int ok = si && si->Cluster && si->Cluster->Leader &&
-             si->Cluster->ReplicasLen == NC_NODES - 1;
-    for (int i = 0; ok && i < si->Cluster->ReplicasLen; i++)
-      ok = si->Cluster->Replicas[i]->Current && !si->Cluster->Replicas[i]->Offline &&
-           si->Cluster->Replicas[i]->Lag == 0;
+    int ok = si && all_current(si->Cluster);
     jsStreamInfo_Destroy(si);
     if (ok)
       return 1;
@@ -304,11 +309,7 @@ int nc_consumer_caught_up(nc_cluster *c, const char *stream, const char *durable
         ci = NULL;
       node_close(&k);
     }
-    int ok = ci && ci->Cluster && ci->Cluster->Leader &&
-             ci->Cluster->ReplicasLen == NC_NODES - 1;
-    for (int i = 0; ok && i < ci->Cluster->ReplicasLen; i++)
-      ok = ci->Cluster->Replicas[i]->Current && !ci->Cluster->Replicas[i]->Offline &&
-           ci->Cluster->Replicas[i]->Lag == 0;
+    int ok = ci && all_current(ci->Cluster);
     if (!ok && getenv("LMQ_TEST_VERBOSE") && ci && ci->Cluster) {
       fprintf(stderr, "consumer %s leader %s:", durable, ci->Cluster->Leader);
       for (int i = 0; i < ci->Cluster->ReplicasLen; i++)
