@@ -126,3 +126,76 @@ Test(envelope, insert_body_round_trips) {
   lmq_tsmsg_unref(m);
   lmq_dispatcher_destroy(d);
 }
+
+/* ---------------------------------------------------------------- reader */
+
+#include "stream/envelope.h"
+
+/* A varint as protobuf-c reads it: ten bytes at most, bits past 64 lost. */
+static size_t ref_varint(const unsigned char *p, size_t rem, uint64_t *v) {
+  uint64_t x = 0;
+  for (size_t i = 0; i < rem && i < 10; i++) {
+    x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+    if (!(p[i] & 0x80)) {
+      *v = x;
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+/* Envelope bytes: a msg_base holding msg_id as the varint v (n bytes),
+ * then begin_ts as the same varint, and, when tail, a 12-byte body after
+ * it (so the varints are read with ten or more bytes left, or fewer). */
+static size_t env_with(unsigned char *out, const unsigned char *v, size_t n, int tail) {
+  size_t o = 0;
+  out[o++] = 0x0a; /* msg_base */
+  out[o++] = (unsigned char)(1 + n);
+  out[o++] = 0x10; /* msg_id */
+  memcpy(out + o, v, n);
+  o += n;
+  out[o++] = 0x10; /* begin_ts */
+  memcpy(out + o, v, n);
+  o += n;
+  if (tail) {
+    out[o++] = 0x32; /* body */
+    out[o++] = 10;
+    memset(out + o, 0xee, 10);
+    o += 10;
+  }
+  return o;
+}
+
+/* Every varint length, with ten bytes or more left or fewer, with the
+ * terminating byte's spare bits set or not, and eleven-byte varints
+ * refused: the stream's one-pass reader (lmq__envelope_parse) gives the
+ * values protobuf-c reads. */
+Test(envelope, varints_of_every_length_read_as_protobuf_c_reads_them) {
+  for (size_t n = 1; n <= 11; n++)
+    for (int fill = 0; fill < 4; fill++)
+      for (int tail = 0; tail < 2; tail++) {
+        unsigned char v[11], buf[64];
+        for (size_t i = 0; i < n; i++)
+          v[i] = (unsigned char)(fill == 0 ? 0x80 : fill == 1 ? 0xff : 0x80 | (i * 37 + 11));
+        v[n - 1] &= 0x7f;
+        if (fill == 3)
+          v[n - 1] = n == 10 ? 0x01 : 0x00; /* a longest form of a small value */
+        size_t len = env_with(buf, v, n, tail);
+        lmq__envelope_view ev;
+        uint64_t want;
+        size_t wl = ref_varint(v, n, &want);
+        int rc = lmq__envelope_parse(&ev, buf, len);
+        if (!wl) {
+          cr_assert_eq(rc, LMQ_ECORRUPT, "n %zu fill %d", n, fill);
+          continue;
+        }
+        cr_assert_eq(rc, 0, "n %zu fill %d tail %d: %s", n, fill, tail, lmq_errmsg());
+        cr_assert_eq((uint64_t)ev.id, want, "n %zu fill %d tail %d", n, fill, tail);
+        cr_assert_eq(ev.begin_ts, want, "n %zu fill %d tail %d", n, fill, tail);
+        cr_assert_eq(ev.bodylen, tail ? 10u : 0u);
+      }
+  /* A varint cut off by the end of the input. */
+  unsigned char cut[] = {0x0a, 0x02, 0x08, 0x01, 0x10, 0x81, 0x82, 0x83};
+  lmq__envelope_view ev;
+  cr_assert_eq(lmq__envelope_parse(&ev, cut, sizeof cut), LMQ_ECORRUPT);
+}

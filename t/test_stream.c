@@ -350,6 +350,54 @@ Test(stream, small_receive_buffer_still_delivers_everything_in_order) {
   tmpdir_rm(d);
 }
 
+/* Consumed messages are carved from shared slabs (src/stream/slab.h): one
+ * kept alive must stay whole after its pack, its stream and the factory are
+ * gone, whether it shares a slab with others, sits in a later slab, or is
+ * large enough for its own allocation (under ASan, a freed slab would be
+ * a use after free here). */
+Test(stream, consumed_messages_outlive_their_pack_and_stream) {
+  const char *ch[1] = {"keep"};
+  lmq_msgstream *p = producer(ch, 1);
+  enum { N = 3000, BIG = 1234 };
+  for (int i = 0; i < N; i++) {
+    lmq_tsmsg *m = su_insert(i, (uint64_t)i, 0);
+    if (i == BIG) { /* a 20 KiB collection name: over a slab's share */
+      Lmqpb__InsertRequest *b = lmq_tsmsg_body(m);
+      free(b->collection_name);
+      b->collection_name = malloc(20001);
+      memset(b->collection_name, 'c', 20000);
+      b->collection_name[20000] = '\0';
+    }
+    su_produce(p, m);
+  }
+  lmq_msgstream *c = consumer(ch, 1, "keep", LMQ_SUB_EARLIEST);
+  lmq_tsmsg *kept[N];
+  size_t nk = 0, seen = 0;
+  lmq_msg_pack *pk;
+  while (lmq_msgstream_consume(&pk, c, 0) == 0) {
+    for (size_t i = 0; i < pk->nmsgs; i++, seen++)
+      if (seen % 97 == 0 || seen == BIG || seen == N - 1)
+        kept[nk++] = lmq_tsmsg_ref(pk->msgs[i]);
+    lmq_msg_pack_destroy(pk);
+  }
+  cr_assert_eq(seen, N);
+  lmq_msgstream_close(c);
+  lmq_msgstream_close(p);
+  lmq_stream_factory_destroy(fac);
+  fac = su_factory(dir); /* for teardown */
+  for (size_t k = 0; k < nk; k++) {
+    int64_t id = lmq_tsmsg_id(kept[k]);
+    cr_assert(id % 97 == 0 || id == BIG || id == N - 1, "id %lld", (long long)id);
+    cr_assert_str_eq(lmq_tsmsg_position(kept[k])->channel, "keep");
+    cr_assert_str_eq(lmq_tsmsg_position(kept[k])->group, "keep");
+    const Lmqpb__InsertRequest *b = lmq_tsmsg_body(kept[k]);
+    cr_assert_not_null(b, "%s", lmq_errmsg());
+    cr_assert_eq(b->row_ids[0], id);
+    cr_assert_eq(strlen(b->collection_name), id == BIG ? 20000u : 4u);
+    lmq_tsmsg_unref(kept[k]);
+  }
+}
+
 Test(stream, mem_dispatcher_streams_share_messages_in_process) {
   lmq_stream_factory *f = NULL;
   char *d = tmpdir_new();

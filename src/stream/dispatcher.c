@@ -775,8 +775,8 @@ done:
 #define ALIGN_UP(n, a) (((n) + (a) - 1) & ~((size_t)(a) - 1))
 
 int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
-                            const void *data, size_t len, const char *channel,
-                            const char *group, uint64_t id) {
+                            lmq__slab_cur *slab, const void *data, size_t len,
+                            const char *channel, const char *group, uint64_t id) {
   *out = NULL;
   if (d->mem || (len && !data)) { /* mem tokens carry no bytes to keep */
     int rc = lmq_msg_unmarshal(out, d, data, len);
@@ -825,11 +825,13 @@ int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
   size_t off_tp = off_keys + v.nkeys * sizeof(uint32_t);
   size_t off_ch = off_tp + tpl, off_g = off_ch + cl, off_id = off_g + gl;
   size_t off_raw = off_id + 8, total = off_raw + v.bodylen;
-  unsigned char *blk = malloc(total);
+  lmq__slab *owner = NULL;
+  unsigned char *blk = slab ? lmq__slab_alloc(slab, total, &owner) : malloc(total);
   if (!blk)
     return lmq__error(LMQ_ENOMEM, "msg_unmarshal: out of memory");
   lmq_tsmsg *m = (lmq_tsmsg *)blk;
   memset(m, 0, sizeof *m);
+  m->slab = owner;
   atomic_init(&m->refs, 1);
   m->type = v.type;
   m->id = v.id;

@@ -158,6 +158,25 @@ static inline size_t varint_len(const unsigned char *p, size_t rem) {
   return 0;
 }
 
+/* A varint's length and value in one pass (what varint_len and
+ * varint_value give together); 0 if it does not end in time. */
+static inline size_t varint_read(const unsigned char *p, size_t rem, uint64_t *v) {
+  if (p[0] < 0x80) { /* rem >= 1 at every call */
+    *v = p[0];
+    return 1;
+  }
+  size_t max = rem < 10 ? rem : 10;
+  uint64_t x = 0;
+  for (size_t i = 0; i < max; i++) {
+    x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+    if (!(p[i] & 0x80)) {
+      *v = x;
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
 static inline uint64_t varint_value(const unsigned char *p, size_t n) {
   if (n == 1)
     return p[0];
@@ -224,13 +243,14 @@ static int parse_base(lmq__envelope_view *v, const unsigned char *p,
     uint32_t num;
     unsigned wt;
     size_t k = read_key(p + off, len - off, &num, &wt), vlen, hdr;
-    if (!k || read_value(p + off + k, len - off - k, wt, &vlen, &hdr))
+    if (!k)
       return -1;
     const unsigned char *val = p + off + k;
     if (num >= 1 && num <= 4) {
-      if (wt != WT_VARINT)
+      uint64_t x;
+      if (wt != WT_VARINT || off + k >= len ||
+          !(vlen = varint_read(val, len - off - k, &x)))
         return -1;
-      uint64_t x = varint_value(val, vlen);
       if (num == 1)
         type = (uint32_t)x;
       else if (num == 2)
@@ -240,6 +260,8 @@ static int parse_base(lmq__envelope_view *v, const unsigned char *p,
       else
         src = (int64_t)x;
     } else {
+      if (read_value(val, len - off - k, wt, &vlen, &hdr))
+        return -1;
       *bad |= bad_number(num);
     }
     off += k + vlen;
@@ -282,11 +304,27 @@ int lmq__envelope_parse(lmq__envelope_view *v, const void *data, size_t len) {
     uint32_t num;
     unsigned wt;
     size_t k = read_key(p + off, len - off, &num, &wt), vlen, hdr;
-    if (!k || read_value(p + off + k, len - off - k, wt, &vlen, &hdr))
+    if (!k)
       return lmq__error(LMQ_ECORRUPT, "%zu bytes are not a message envelope",
                         len);
     const unsigned char *val = p + off + k;
     int bad = 0;
+    if ((num == 2 || num == 3) && wt == WT_VARINT) {
+      /* begin_ts, end_ts: read in one pass (the common fields) */
+      uint64_t x;
+      if (off + k >= len || !(vlen = varint_read(val, len - off - k, &x)))
+        return lmq__error(LMQ_ECORRUPT, "%zu bytes are not a message envelope",
+                          len);
+      if (num == 2)
+        v->begin_ts = x;
+      else
+        v->end_ts = x;
+      off += k + vlen;
+      continue;
+    }
+    if (read_value(val, len - off - k, wt, &vlen, &hdr))
+      return lmq__error(LMQ_ECORRUPT, "%zu bytes are not a message envelope",
+                        len);
     switch (num) {
     case 1:
       bad = wt != WT_LEN || parse_base(v, val + hdr, vlen - hdr, &base_bad);
@@ -294,12 +332,7 @@ int lmq__envelope_parse(lmq__envelope_view *v, const void *data, size_t len) {
       break;
     case 2:
     case 3:
-      if (!(bad = wt != WT_VARINT)) {
-        if (num == 2)
-          v->begin_ts = varint_value(val, vlen);
-        else
-          v->end_ts = varint_value(val, vlen);
-      }
+      bad = 1; /* not a varint (the varint case is above) */
       break;
     case 4:
       bad = keys_walk(val, vlen, hdr, wt, NULL, &v->nkeys);

@@ -51,7 +51,10 @@ LMQ_API void lmq_tsmsg_unref(lmq_tsmsg *m) {
   if (!(m->inl & LMQ__INL_POS))
     lmq_msg_position_clear(&m->pos);
   lmq_tsmsg_unref(m->parent);
-  free(m);
+  if (m->slab)
+    lmq__slab_release(m->slab);
+  else
+    free(m);
 }
 
 /* First accesses of lazy bodies serialize on one of these (by address). */

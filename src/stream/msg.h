@@ -4,6 +4,7 @@
 #define LMQ_STREAM_MSG_H
 
 #include "lmq_stream.h"
+#include "stream/slab.h"
 
 #include <stdatomic.h>
 
@@ -27,6 +28,9 @@ struct lmq_tsmsg {
   /* What lives inside the message's own allocation (LMQ__INL_*): set by
    * lmq__msg_unmarshal_lazy, cleared when a setter replaces the field. */
   unsigned inl;
+  /* The slab the message was carved from (slab.h), or NULL: its own
+   * allocation. */
+  lmq__slab *slab;
   /* A body still encoded (lazy): decoded on first access by
    * lmq__tsmsg_body(), with the full validation of an eager decode. */
   atomic_int lazy;          /* LMQ__LAZY_*: read without a lock */
@@ -60,11 +64,12 @@ int lmq__pos_id(uint64_t *id, const lmq_msg_position *p);
  * The decode of a stream's read (dispatcher.c): like lmq_msg_unmarshal,
  * with the envelope fully checked, but the body kept encoded until first
  * access, and the position (channel, group, id; timestamp = end_ts), hash
- * keys and trace context in the message's single allocation.
+ * keys and trace context in the message's single block: carved from the
+ * reader's slab when slab is not NULL (slab.h), else its own malloc.
  */
 int lmq__msg_unmarshal_lazy(lmq_tsmsg **out, lmq_dispatcher *d,
-                            const void *data, size_t len, const char *channel,
-                            const char *group, uint64_t id);
+                            lmq__slab_cur *slab, const void *data, size_t len,
+                            const char *channel, const char *group, uint64_t id);
 /* Marshal msgs[0..n) into one malloc'ed buffer *out (freed by the caller);
  * bufs[i] points into it. The same bytes and errors as lmq_msg_marshal
  * per message; on failure nothing is allocated. */

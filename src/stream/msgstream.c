@@ -89,6 +89,7 @@ LMQ_API void lmq_msgstream_close(lmq_msgstream *s) {
   phand_close(s->phand, s->npch);
   strv_free(s->pch, s->npch);
   free(s->subname);
+  lmq__slab_cur_drop(&s->slab); /* messages still alive keep their slabs */
   lmq__ctx_unref(s->ctx);
   free(s);
 }
@@ -402,7 +403,7 @@ int lmq__stream_read(lmq_msgstream *s, size_t c,
   for (rc = 0; i < b->n && rc == 0; i++) {
     lmq_tsmsg *m = NULL;
     /* The envelope is checked now; the body when it is first used. */
-    int u = lmq__msg_unmarshal_lazy(&m, s->ctx->disp, b->msgs[i].data,
+    int u = lmq__msg_unmarshal_lazy(&m, s->ctx->disp, &s->slab, b->msgs[i].data,
                                     b->msgs[i].len, ch->name, s->subname,
                                     b->msgs[i].id);
     if (u == LMQ_ENOMEM) {

@@ -69,6 +69,7 @@ struct lmq_msgstream {
   lmq_schan *ch;
   size_t nch;
   size_t rr; /* round-robin start for the plain consumer */
+  lmq__slab_cur slab; /* consumed messages are carved from it (slab.h) */
   int epfd, readyfd;
   /* TtMsgStream */
   lmq_tsmsg **buf; /* pending non-tick messages in arrival order */
