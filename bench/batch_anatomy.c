@@ -3,11 +3,12 @@
  * goes, next to the bare loop that bounds it in bench_suite (a 101,040-byte
  * append + fdatasync, "fdatasync_100KiB_append").
  *
- *   bench/batch_anatomy [-r ROUNDS] [-s SECONDS] [-d TMPDIR] [-u MIB]
+ *   bench/batch_anatomy [-r ROUNDS] [-s SECONDS] [-d TMPDIR] [-u MIB] [-c N]
  *
- * Each round runs the bare loop, then lmq (one channel, LMQ_SYNC_ALWAYS,
- * default options; -u sets max_unapplied), for SECONDS each (default 3
- * rounds of 2 s). For the
+ * Each round runs the bare loop, then lmq (LMQ_SYNC_ALWAYS, default
+ * options; -u sets max_unapplied; -c N sends the calls round-robin over N
+ * channels, as the suite's 256-channel row does; default 1), for SECONDS
+ * each (default 3 rounds of 2 s). For the
  * calling thread it reports per call: wall time, time inside fdatasync and
  * inside the large pwrite (lmq's WAL write; timed by wrapping both: this
  * program exports them, so liblmq's calls resolve here), user and system
@@ -141,6 +142,7 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *w)
 }
 
 static uint64_t max_unapplied; /* -u MiB; 0 = the default */
+static int nchan = 1;          /* -c */
 
 static double lmq(const char *base, double secs) {
   char dir[4200];
@@ -151,8 +153,16 @@ static double lmq(const char *base, double secs) {
   lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
   if (max_unapplied)
     o.max_unapplied = max_unapplied;
-  if (lmq_env_open(&env, dir, &o) || lmq_channel_create(env, "c"))
+  if (lmq_env_open(&env, dir, &o))
     die("lmq", lmq_errmsg());
+  char (*names)[16] = calloc((size_t)nchan, sizeof *names);
+  if (!names)
+    die("lmq", "out of memory");
+  for (int c = 0; c < nchan; c++) {
+    snprintf(names[c], sizeof names[c], "c%d", c);
+    if (lmq_channel_create(env, names[c]))
+      die("lmq", lmq_errmsg());
+  }
   static char pay[1000][100];
   lmq_buf m[1000];
   for (int i = 0; i < 1000; i++) {
@@ -162,13 +172,14 @@ static double lmq(const char *base, double secs) {
   long n = 0;
   sample s0 = take();
   do {
-    if (lmq_produce(env, "c", m, 1000, NULL, LMQ_SYNC_ALWAYS))
+    if (lmq_produce(env, names[n % nchan], m, 1000, NULL, LMQ_SYNC_ALWAYS))
       die("produce", lmq_errmsg());
     n++;
   } while (now() - s0.wall < secs);
   sample s1 = take();
   report("lmq", s0, s1, n);
   lmq_env_close(env);
+  free(names);
   nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return (double)n / (s1.wall - s0.wall);
 }
@@ -179,7 +190,7 @@ int main(int argc, char **argv) {
   const char *base = getenv("TMPDIR");
   if (!base || !*base)
     base = "/var/tmp";
-  while ((opt = getopt(argc, argv, "r:s:d:u:")) != -1) {
+  while ((opt = getopt(argc, argv, "r:s:d:u:c:")) != -1) {
     if (opt == 'r')
       rounds = atoi(optarg);
     else if (opt == 's')
@@ -188,8 +199,10 @@ int main(int argc, char **argv) {
       base = optarg;
     else if (opt == 'u')
       max_unapplied = (uint64_t)atoi(optarg) << 20;
+    else if (opt == 'c' && atoi(optarg) > 0)
+      nchan = atoi(optarg);
     else
-      die("usage", "batch_anatomy [-r ROUNDS] [-s SECONDS] [-d TMPDIR] [-u MAX_UNAPPLIED_MIB]");
+      die("usage", "batch_anatomy [-r ROUNDS] [-s SECONDS] [-d TMPDIR] [-u MAX_UNAPPLIED_MIB] [-c CHANNELS]");
   }
   for (int r = 0; r < rounds; r++) {
     printf("round %d\n", r + 1);
