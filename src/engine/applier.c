@@ -5,11 +5,10 @@
  */
 #include "config.h"
 #include "engine/engine.h"
-#include "engine/key.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
-#include "common/varint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,17 +62,9 @@ static int apply_chunks(lmq_env *env, chunk *list, uint64_t epoch) {
         ch->apply_add = 0;
         ch->apply_written = 0;
       }
-      const unsigned char *p = c->buf + r->off;
-      for (uint32_t j = 0; j < r->count; j++) {
-        unsigned char kb[LMQ_KEY_SIZE];
-        uint32_t len;
-        p += lmq__varint_get32_trusted(p, &len);
-        lmq__key_make(kb, r->first_id + j, ch->apply_ord++);
-        MDB_val k = {sizeof kb, kb}, v = {len, (void *)p};
-        if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND)))
-          goto fail;
-        p += len;
-      }
+      if ((rc = lmq__store_append(cur, r->first_id, &ch->apply_ord, c->buf + r->off,
+                                  r->count, env->run_max)))
+        goto fail;
       ch->apply_add += r->bytes;
     }
   }

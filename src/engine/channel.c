@@ -15,7 +15,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
-#include "engine/key.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -178,7 +178,7 @@ static int last_key(MDB_txn *txn, MDB_dbi dbi, lmq_id *out) {
     return rc;
   MDB_val k, v;
   rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-  *out = (rc == 0 && lmq__key_valid(&k)) ? lmq__key_id(&k) : 0;
+  *out = (rc == 0 && lmq__key_valid(&k)) ? lmq__key_last_id(&k) : 0;
   mdb_cursor_close(cur);
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -775,9 +775,10 @@ static int retention_pass(lmq_env *env, lmq_chan **list, size_t n,
     MDB_val k, v;
     uint64_t bytes = ch->abytes + tb;
     int r2 = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (r2 == 0) {
-      lmq_id id = lmq__get64be(k.mv_data);
-      int old = cutoff && id < cutoff;
+    while (r2 == 0 && lmq__key_valid(&k)) {
+      /* A run (store.h) goes when all of it may: its messages came from
+       * one produce call, so they share their produce time. */
+      int old = cutoff && lmq__key_last_id(&k) < cutoff;
       int big = maxb && bytes - freed[i] > maxb;
       if (!old && !big)
         break;
@@ -785,13 +786,15 @@ static int retention_pass(lmq_env *env, lmq_chan **list, size_t n,
         *more = 1;
         break;
       }
-      freed[i] += v.mv_size;
+      lmq__entry e;
+      uint64_t eb;
+      if (lmq__entry_get(&e, &k, &v) || lmq__entry_bytes(&e, &eb))
+        break; /* malformed: left for lmq_verify to report */
+      freed[i] += eb;
       total += v.mv_size + k.mv_size;
       if ((rc = mdb_cursor_del(cur, 0)))
         break;
       r2 = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-      if (r2 == 0 && !lmq__key_valid(&k))
-        break;
     }
     mdb_cursor_close(cur);
     if (!rc && freed[i])
@@ -856,17 +859,12 @@ LMQ_API int lmq_channel_stats_get(lmq_channel_stats *out, lmq_env *env,
     lmq__chan_put(env, ch);
     return lmq__mdb_code(rc, "stats");
   }
-  MDB_stat st;
   MDB_cursor *cur;
   lmq_id lfirst = 0, llast = 0;
-  if (!mdb_stat(txn, ch->dbi, &st))
-    out->messages = st.ms_entries;
   if (!mdb_cursor_open(txn, ch->dbi, &cur)) {
-    MDB_val k, v;
-    if (!mdb_cursor_get(cur, &k, &v, MDB_FIRST))
-      lfirst = lmq__get64be(k.mv_data);
-    if (!mdb_cursor_get(cur, &k, &v, MDB_LAST))
-      llast = lmq__get64be(k.mv_data);
+    uint64_t n = 0;
+    if (!lmq__store_span(cur, &lfirst, &llast, &n))
+      out->messages = n;
     mdb_cursor_close(cur);
   }
   mdb_txn_abort(txn);

@@ -5,7 +5,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
-#include "engine/key.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -162,25 +162,38 @@ retry:
     mdb_txn_abort(txn);
     return lmq__mdb_code(rc, "consume");
   }
-  unsigned char kb[8];
-  lmq__put64be(kb, from);
-  MDB_val k = {8, kb}, v;
-  int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  while (mrc == 0 && r->n < max) {
-    if (!lmq__key_valid(&k)) {
+  lmq__entry e;
+  uint32_t skip;
+  int mrc = lmq__store_seek(cur, from, &e, &skip);
+  while (mrc == 0 && r->n < max && !full) {
+    /* The entry's messages (a run holds several: store.h), from skip on. */
+    size_t pos = 0;
+    uint32_t idx = 0, len;
+    const void *d;
+    int g = 0;
+    while (r->n < max && (g = lmq__entry_next(&e, &pos, &idx, &d, &len)) == 1) {
+      if (idx <= skip)
+        continue;
+      if (!res_fits(r, len, room)) {
+        full = 1;
+        break;
+      }
+      if (res_add(r, e.id + idx - 1, d, len)) {
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        return lmq__error(LMQ_ENOMEM, "out of memory");
+      }
+    }
+    if (r->n >= max || full)
+      break;
+    if (g != 0) {
+      mrc = g;
+      break;
+    }
+    skip = 0;
+    MDB_val k, v;
+    if ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && lmq__entry_get(&e, &k, &v))
       mrc = MDB_CORRUPTED;
-      break;
-    }
-    if (!res_fits(r, v.mv_size, room)) {
-      full = 1;
-      break;
-    }
-    if (res_add(r, lmq__get64be(k.mv_data), v.mv_data, v.mv_size)) {
-      mdb_cursor_close(cur);
-      mdb_txn_abort(txn);
-      return lmq__error(LMQ_ENOMEM, "out of memory");
-    }
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   }
   mdb_cursor_close(cur);
   mdb_txn_abort(txn);

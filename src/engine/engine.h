@@ -118,6 +118,7 @@ struct lmq_env {
   lmq_env_options opt;
   int lockfd;
   MDB_env *mdb;
+  size_t run_max; /* bytes of a run of messages in one entry (store.h) */
   MDB_dbi sysdbi; /* "#sys": applied position, channel records, hwm */
   lmq_meta *meta;
   _Atomic lmq_id meta_hwm; /* high-water mark last mirrored to meta */

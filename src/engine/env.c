@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -283,6 +284,10 @@ static int open_lmdb(lmq_env *env) {
   }
   if ((rc = mdb_env_open(env->mdb, env->dir, mflags, 0644)))
     return lmq__mdb_code(rc, "open LMDB");
+  MDB_stat mst;
+  if ((rc = mdb_env_stat(env->mdb, &mst)))
+    return lmq__mdb_code(rc, "open LMDB");
+  env->run_max = lmq__store_run_max(mst.ms_psize);
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(env->mdb, NULL, ro ? MDB_RDONLY : 0, &txn)))
     return lmq__mdb_code(rc, "open");

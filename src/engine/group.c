@@ -14,7 +14,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
-#include "engine/key.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -308,42 +308,40 @@ retry:
   rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
   pthread_mutex_unlock(&ch->mu);
   lmq_id first = 0, last = 0;
-  uint64_t entries = 0;
+  uint64_t msgs = 0;
   MDB_cursor *cur = NULL;
-  if (!rc && !(rc = mdb_cursor_open(txn, ch->dbi, &cur))) {
-    MDB_stat st;
+  int txn_open = !rc, src = 0;
+  if (!rc && !(rc = mdb_cursor_open(txn, ch->dbi, &cur)) &&
+      !(src = lmq__store_span(cur, &first, &last, &msgs))) {
     MDB_val k, v;
-    if (!mdb_stat(txn, ch->dbi, &st))
-      entries = st.ms_entries;
-    uint64_t last_ord = 0, at_ord = 0;
+    uint64_t last_end = 0; /* one past the last message's ordinal */
     int last_has_ord = 0;
-    if (!mdb_cursor_get(cur, &k, &v, MDB_FIRST))
-      first = lmq__key_id(&k);
-    if (!mdb_cursor_get(cur, &k, &v, MDB_LAST)) {
-      last = lmq__key_id(&k);
-      last_has_ord = lmq__key_ord(&k, &last_ord);
-    }
-    if (entries && out->cursor > first && out->cursor <= last) {
-      unsigned char kb[8];
-      lmq__put64be(kb, out->cursor);
-      k = (MDB_val){8, kb};
-      int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-      if (m == 0 && last_has_ord && lmq__key_ord(&k, &at_ord) && at_ord <= last_ord) {
+    if (msgs && !mdb_cursor_get(cur, &k, &v, MDB_LAST) &&
+        (last_has_ord = lmq__key_ord(&k, &last_end)))
+      last_end += lmq__key_count(&k);
+    if (msgs && out->cursor > first && out->cursor <= last) {
+      lmq__entry e;
+      uint32_t skip;
+      int m = lmq__store_seek(cur, out->cursor, &e, &skip);
+      if (m == 0 && last_has_ord && e.has_ord && e.ord + skip < last_end) {
         /* Ordinals are consecutive: two lookups, no scan (key.h). */
-        out->lag = last_ord - at_ord + 1;
-      } else {
+        out->lag = last_end - (e.ord + skip);
+      } else if (m == 0) {
         /* Keys without ordinals (a directory from before them): count. */
-        for (; m == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-          out->lag++;
+        out->lag = e.count - skip;
+        while ((m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && lmq__key_valid(&k))
+          out->lag += lmq__key_count(&k);
       }
-    } else if (entries && out->cursor <= first) {
-      out->lag = entries;
+    } else if (msgs && out->cursor <= first) {
+      out->lag = msgs;
     }
   }
   if (cur)
     mdb_cursor_close(cur);
-  if (!rc)
+  if (txn_open)
     mdb_txn_abort(txn);
+  if (!rc)
+    rc = src;
   pthread_mutex_lock(&ch->mu);
   if (!rc && gen != ch->trim_gen) {
     /* The applier moved messages from the tail into LMDB after our

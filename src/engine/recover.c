@@ -20,7 +20,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
-#include "engine/key.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 #include "common/os.h"
@@ -260,27 +260,24 @@ static int replay_record(lmq_env *env, MDB_txn *txn, const lmq_wal_rec *rec) {
   lmq_id last = 0;
   uint64_t ord = 0;
   if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && lmq__key_valid(&k))
-    last = lmq__key_id(&k);
+    last = lmq__key_last_id(&k);
   if ((rc = lmq__key_next_ord(cur, &ord))) {
     mdb_cursor_close(cur);
     return rc;
   }
-  size_t pos = 0;
+  size_t pos = 0, at = 0, from = 0;
   const unsigned char *data;
-  uint32_t len;
-  lmq_id id = rec->first_id;
-  while (lmq__wal_rec_next(rec, &pos, &data, &len)) {
+  uint32_t len, n = 0;
+  lmq_id id = rec->first_id, from_id = 0;
+  while (!rc && (at = pos, lmq__wal_rec_next(rec, &pos, &data, &len))) {
     if (id > last) {
-      unsigned char kb[LMQ_KEY_SIZE];
-      lmq__key_make(kb, id, ord++);
-      k.mv_size = sizeof kb;
-      k.mv_data = kb;
-      v.mv_size = len;
-      v.mv_data = (void *)data;
-      if ((rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND))) {
-        mdb_cursor_close(cur);
-        return rc;
+      if (!rec->varlen) { /* u32 lengths (an older lmq's WAL): one by one */
+        rc = lmq__store_put1(cur, id, &ord, data, len);
+      } else if (!n) {
+        from = at; /* where this message's length starts */
+        from_id = id;
       }
+      n++;
       ch->abytes += len;
       rep->messages++;
     }
@@ -288,8 +285,11 @@ static int replay_record(lmq_env *env, MDB_txn *txn, const lmq_wal_rec *rec) {
       ch->last_id = id;
     id++;
   }
+  /* The messages not yet stored, as the applier stores them (store.h). */
+  if (!rc && rec->varlen && n)
+    rc = lmq__store_append(cur, from_id, &ord, rec->msgs + from, n, env->run_max);
   mdb_cursor_close(cur);
-  return 0;
+  return rc;
 }
 
 /* Pass 2: replay the planned ranges; bounded transactions. */

@@ -11,7 +11,7 @@
  */
 #include "config.h"
 #include "engine/engine.h"
-#include "engine/key.h"
+#include "engine/store.h"
 #include "engine/wal.h"
 #include "common/error.h"
 
@@ -48,8 +48,10 @@ static void walk_db(lmq_verify_report *r, MDB_txn *txn, MDB_dbi dbi,
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     if (!ch)
       continue;
-    lmq_id id = lmq__key_valid(&k) ? lmq__key_id(&k) : 0;
-    if (id == 0 || id > LMQ_ID_MAX || id <= prev) {
+    lmq__entry e;
+    lmq_id id = lmq__entry_get(&e, &k, &v) ? 0 : e.id;
+    if (id == 0 || id > LMQ_ID_MAX || id <= prev ||
+        e.count - 1 > LMQ_ID_MAX - id) {
       problem(r, "channel '%s': bad message key (size %zu, id %" PRIu64 ")",
               ch->name, k.mv_size, id);
       break;
@@ -57,16 +59,23 @@ static void walk_db(lmq_verify_report *r, MDB_txn *txn, MDB_dbi dbi,
     /* Ordinals of the messages present are consecutive (key.h): group lag
      * is computed from them. */
     int has_ord = lmq__key_ord(&k, &ord);
-    if (has_ord && has_prev_ord && ord != prev_ord + 1) {
+    if (has_ord && has_prev_ord && ord != prev_ord) {
       problem(r, "channel '%s': message %" PRIu64 " has ordinal %" PRIu64
-              ", expected %" PRIu64, ch->name, id, ord, prev_ord + 1);
+              ", expected %" PRIu64, ch->name, id, ord, prev_ord);
+      break;
+    }
+    /* A run holds exactly its count of messages (store.h). */
+    uint64_t eb;
+    if (lmq__entry_bytes(&e, &eb)) {
+      problem(r, "channel '%s': the run of %" PRIu32 " messages at %" PRIu64
+              " is malformed", ch->name, e.count, id);
       break;
     }
     has_prev_ord = has_ord;
-    prev_ord = has_ord ? ord : 0;
-    prev = id;
-    r->messages++;
-    r->bytes += v.mv_size;
+    prev_ord = has_ord ? ord + e.count : 0; /* the next entry's */
+    prev = id + e.count - 1;
+    r->messages += e.count;
+    r->bytes += eb;
   }
   if (rc && rc != MDB_NOTFOUND)
     problem(r, "%s: %s", what, mdb_strerror(rc));
