@@ -12,10 +12,12 @@
 
 /* Bytes v takes as a varint (1..10). */
 static inline size_t lmq__varint_len(uint64_t v) {
-  /* Significant bits, rounded up to 7-bit groups, without a loop: the
-   * stream's IDs and timestamps take 8-9 bytes. */
-  unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
-  return (bits + 6) / 7;
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
 }
 
 /* Write v at p (room for 10 bytes); returns the bytes written. */
