@@ -98,6 +98,15 @@ static char *fresh_dir(void) {
   return p;
 }
 
+/* A new empty file in a fresh directory *dir (drop_dir it), for the raw
+ * disk limits: its descriptor, opened with flags | O_CREAT | O_TRUNC. */
+static int scratch_file(char **dir, int flags) {
+  *dir = fresh_dir();
+  char path[4200];
+  snprintf(path, sizeof path, "%s/f", *dir);
+  return open(path, flags | O_CREAT | O_TRUNC, 0644);
+}
+
 static uint64_t du_total;
 static int du_cb(const char *p, const struct stat *st, int f, struct FTW *w) {
   (void)p, (void)w;
@@ -302,10 +311,8 @@ struct mdef {
  * or zero-filled segment: no size or extent change to journal). */
 static void m_append(const backend *bk, const mdef *m, result *r) {
   (void)bk;
-  char *d = fresh_dir();
-  char path[4200];
-  snprintf(path, sizeof path, "%s/f", d);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char *d;
+  int fd = scratch_file(&d, O_WRONLY);
   size_t sz = m->a ? (size_t)m->a : 4096;
   int sync = m->b != 1, per = sync ? 1 : 1000, over = m->b == 2;
   char *buf = calloc(1, sz > 4096 ? sz : 4096);
@@ -343,10 +350,8 @@ static int cmp_dbl(const void *a, const void *b) {
  * produce -> consume latency of a synced produce is compared with. */
 static void m_fsync_p99(const backend *bk, const mdef *m, result *r) {
   (void)bk, (void)m;
-  char *d = fresh_dir();
-  char path[4200];
-  snprintf(path, sizeof path, "%s/f", d);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char *d;
+  int fd = scratch_file(&d, O_WRONLY);
   char buf[4096];
   memset(buf, 'f', sizeof buf);
   size_t cap = 1 << 20, n = 0;
@@ -369,10 +374,8 @@ static void m_fsync_p99(const backend *bk, const mdef *m, result *r) {
 
 static void m_seqwrite(const backend *bk, const mdef *m, result *r) {
   (void)bk, (void)m;
-  char *d = fresh_dir();
-  char path[4200];
-  snprintf(path, sizeof path, "%s/f", d);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char *d;
+  int fd = scratch_file(&d, O_WRONLY);
   size_t mib = 1 << 20;
   char *buf = malloc(mib);
   memset(buf, 's', mib);
@@ -392,10 +395,8 @@ static void m_seqwrite(const backend *bk, const mdef *m, result *r) {
 /* Cold sequential read of 128 MiB (after dropping the page cache). */
 static void m_seqread(const backend *bk, const mdef *m, result *r) {
   (void)bk, (void)m;
-  char *d = fresh_dir();
-  char path[4200];
-  snprintf(path, sizeof path, "%s/f", d);
-  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  char *d;
+  int fd = scratch_file(&d, O_RDWR);
   size_t mib = 1 << 20, total = quick ? 64 : 256;
   char *buf = malloc(mib);
   memset(buf, 'r', mib);
@@ -656,6 +657,18 @@ static double hist_pct(const hist *h, double p) {
   return 0;
 }
 
+static void hist_add(hist *h, uint64_t v) {
+  h->count[hist_index(v)]++;
+  h->total++;
+}
+
+/* The open loops' pacing: sleep until due (CLOCK_MONOTONIC, ns). */
+static void sleep_until(uint64_t due) {
+  struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+    ;
+}
+
 typedef struct lat_ctx {
   const backend *bk;
   void *h;
@@ -672,8 +685,7 @@ static void lat_record(const void *data, size_t len, void *arg) {
     return;
   memcpy(&sched, data, sizeof sched);
   uint64_t now = now_ns();
-  c->hist->count[hist_index(now > sched ? now - sched : 0)]++;
-  c->hist->total++;
+  hist_add(c->hist, now > sched ? now - sched : 0);
   c->got++;
 }
 
@@ -707,9 +719,7 @@ static void m_latency(const backend *bk, const mdef *m, result *r) {
   uint64_t t0 = now_ns() + 1000000, step = (uint64_t)(1e9 / lat_rate);
   for (long i = 0; i < total; i++) {
     uint64_t due = t0 + (uint64_t)i * step;
-    struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-      ;
+    sleep_until(due);
     memcpy(payload, &due, sizeof due);
     bk->produce(h, "c", &b, 1, LMQ_SYNC_ALWAYS);
   }
@@ -973,10 +983,8 @@ static summary measure(const backend *bk, const mdef *m) {
  */
 static void m_open_loop_p999(const backend *bk, const mdef *m, result *r) {
   (void)bk, (void)m;
-  char *d = fresh_dir();
-  char path[4200];
-  snprintf(path, sizeof path, "%s/f", d);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char *d;
+  int fd = scratch_file(&d, O_WRONLY);
   char buf[SINGLE_REC_BYTES];
   memset(buf, 'w', sizeof buf);
   hist *hg = calloc(1, sizeof *hg);
@@ -986,15 +994,12 @@ static void m_open_loop_p999(const backend *bk, const mdef *m, result *r) {
   uint64_t t0 = now_ns() + 1000000, step = (uint64_t)(1e9 / lat_rate);
   for (long i = 0; i < total; i++) {
     uint64_t due = t0 + (uint64_t)i * step;
-    struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-      ;
+    sleep_until(due);
     if (pwrite(fd, buf, sizeof buf, (off_t)i * (off_t)sizeof buf) != (ssize_t)sizeof buf ||
         fdatasync(fd))
       die("open loop limit", strerror(errno));
     uint64_t now = now_ns();
-    hg->count[hist_index(now > due ? now - due : 0)]++;
-    hg->total++;
+    hist_add(hg, now > due ? now - due : 0);
   }
   close(fd);
   drop_dir(d);
