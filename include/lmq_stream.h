@@ -467,6 +467,9 @@ LMQ_API int lmq_msgstream_as_consumer(lmq_msgstream *s,
  * Returns 0 and *out (freed with lmq_msg_pack_destroy()), or LMQ_ETIMEDOUT
  * (*out NULL), LMQ_EINVAL (not a consumer), backend errors. A message that
  * fails to decode is skipped (a stream must not stall on one bad message).
+ * Memory: consumed messages (up to 8 KiB each) are carved from shared 64 KiB
+ * blocks, freed when the last message in them is; a message kept with
+ * lmq_tsmsg_ref() after its pack is destroyed keeps its block alive.
  */
 LMQ_API int lmq_msgstream_consume(lmq_msg_pack **out, lmq_msgstream *s,
                                   int timeout_ms);
