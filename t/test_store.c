@@ -272,3 +272,87 @@ Test(store, byte_retention_deletes_whole_runs_from_the_front) {
   check_verify(dir, &rest);
   tmpdir_rm(dir);
 }
+
+/* Cut the value of channel chan's first run short by cut bytes, behind
+ * lmq's back (the env must be closed): a damaged data.mdb. Returns the
+ * run's first ID. */
+static lmq_id damage_first_run(const char *dir, const char *chan, size_t cut) {
+  MDB_env *m;
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  MDB_cursor *cur;
+  char name[64];
+  snprintf(name, sizeof name, "d:%s", chan);
+  cr_assert_eq(mdb_env_create(&m), 0);
+  cr_assert_eq(mdb_env_set_maxdbs(m, 8), 0);
+  cr_assert_eq(mdb_env_set_mapsize(m, (size_t)256 << 20), 0);
+  cr_assert_eq(mdb_env_open(m, dir, 0, 0644), 0);
+  cr_assert_eq(mdb_txn_begin(m, NULL, 0, &txn), 0);
+  cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+  cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+  MDB_val k, v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  while (rc == 0 && k.mv_size != 20)
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  cr_assert_eq(rc, 0, "no run in %s", name);
+  unsigned char kb[20], *vb = malloc(v.mv_size);
+  memcpy(kb, k.mv_data, sizeof kb);
+  memcpy(vb, v.mv_data, v.mv_size);
+  MDB_val nk = {sizeof kb, kb}, nv = {v.mv_size - cut, vb};
+  mdb_cursor_close(cur);
+  cr_assert_eq(mdb_put(txn, dbi, &nk, &nv, 0), 0);
+  cr_assert_eq(mdb_txn_commit(txn), 0);
+  mdb_env_close(m);
+  free(vb);
+  lmq_id id = 0;
+  for (int i = 0; i < 8; i++)
+    id = id << 8 | kb[i];
+  return id;
+}
+
+/* A run that does not hold its count of messages is an error with a
+ * clear code, never a short or misread batch: verify names it, reads that
+ * reach the damage return LMQ_ECORRUPT, and what lies before it (in the
+ * run too) still reads. */
+Test(store, a_damaged_run_is_reported_not_misread) {
+  char *dir = tmpdir_new();
+  lmq_env *env = open_env(dir, LMQ_SYNC_NONE);
+  cr_assert_eq(lmq_channel_create(env, "r"), 0);
+  static want w;
+  memset(&w, 0, sizeof w);
+  static const size_t one[1] = {50};
+  static size_t s100[100];
+  for (size_t i = 0; i < 100; i++)
+    s100[i] = 100;
+  produce(env, "r", one, 1, &w); /* a single message before the runs */
+  produce(env, "r", s100, 100, &w);
+  cr_assert_eq(lmq_env_checkpoint(env), 0);
+  lmq_env_close(env);
+  lmq_id bad = damage_first_run(dir, "r", 5);
+  cr_assert_eq(bad, w.id[1]);
+
+  lmq_verify_report r = LMQ_VERIFY_REPORT_INIT;
+  cr_assert_eq(lmq_verify(&r, dir), LMQ_ECORRUPT);
+  cr_assert_geq(r.problems, 1);
+  cr_assert(strstr(r.first_problem, "malformed"), "%s", r.first_problem);
+
+  env = open_env(dir, LMQ_SYNC_NONE);
+  lmq_msgs *out = NULL;
+  cr_assert_eq(lmq_read(&out, env, "r", w.id[0], 1), 1); /* before it */
+  same(lmq_msgs_at(out, 0), &w, 0);
+  lmq_msgs_free(out);
+  out = NULL;
+  cr_assert_eq(lmq_read(&out, env, "r", w.id[0], 100), LMQ_ECORRUPT);
+  cr_assert_null(out);
+  /* Inside the run, short of the damage: those messages are intact. */
+  cr_assert_eq(lmq_read(&out, env, "r", w.id[5], 10), 10);
+  for (size_t i = 0; i < 10; i++)
+    same(lmq_msgs_at(out, i), &w, 5 + i);
+  lmq_msgs_free(out);
+  out = NULL;
+  cr_assert_eq(lmq_read(&out, env, "r", w.id[5], 100), LMQ_ECORRUPT);
+  cr_assert_null(out);
+  cr_assert_str_neq(lmq_errmsg(), "");
+  lmq_env_close(env);
+  tmpdir_rm(dir);
+}
