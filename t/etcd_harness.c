@@ -2,7 +2,6 @@
 /* etcd_harness.c - a private etcd for tests (see etcd_harness.h). */
 #define _GNU_SOURCE
 #include "etcd_harness.h"
-#include "free_port.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,7 +40,21 @@ static long mono_ms(void) {
   return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-int eh_free_port(void) { return free_port(); }
+int eh_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
 
 int eh_find(etcd_harness *h) {
   const char *env = getenv("LMQ_ETCD");

@@ -1,6 +1,5 @@
 /* Copyright (c) 2026 The lmq authors. SPDX-License-Identifier: MIT */
 #include "nats_harness.h"
-#include "free_port.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -36,7 +35,19 @@ int nh_find_server(char *out, size_t cap) {
   return exe_in(out, cap, "/usr/sbin") || exe_in(out, cap, "/sbin");
 }
 
-int nh_free_port(void) { return free_port(); }
+int nh_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0)
+    close(fd);
+  return port;
+}
 
 int nh_accepts(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
