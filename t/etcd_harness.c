@@ -203,8 +203,18 @@ static int spawn(etcd_harness *h) {
       h->pid = 0;
       return fail(h, "etcd exited during start-up (status %d); see %s", st, log);
     }
-    if (healthy_port(h->ca[0] ? h->metrics_port : h->port))
+    if (healthy_port(h->ca[0] ? h->metrics_port : h->port)) {
+      /* Whoever answered may be another test's etcd that took the port
+       * first (ours then exits on its failed bind): it must be ours,
+       * still running a moment later. start() then tries new ports. */
+      nap_ms(200);
+      if (waitpid(pid, &st, WNOHANG) == pid) {
+        h->pid = 0;
+        return fail(h, "etcd exited right after start-up (status %d; its port "
+                    "taken?); see %s", st, log);
+      }
       return 0;
+    }
     nap_ms(20);
   }
   eh_stop(h);
