@@ -131,15 +131,30 @@ static void check_verify(const char *dir, const want *w) {
   cr_assert_eq(r.bytes, w->bytes);
 }
 
+/* A fresh directory with channel "r", sync NONE; w emptied. */
+static lmq_env *new_channel(char **dir, want *w) {
+  *dir = tmpdir_new();
+  lmq_env *env = open_env(*dir, LMQ_SYNC_NONE);
+  cr_assert_eq(lmq_channel_create(env, "r"), 0);
+  memset(w, 0, sizeof *w);
+  return env;
+}
+
+/* 1000 sizes of 100 bytes. */
+static const size_t *s100(void) {
+  static size_t s[1000];
+  for (size_t i = 0; i < 1000; i++)
+    s[i] = 100;
+  return s;
+}
+
 /* Calls of 1000 x 100 B, one message, ten of mixed sizes (some too large
  * for a run), 300 empty messages. */
 static void mixed_calls(lmq_env *env, want *w) {
-  static size_t s100[1000], s0[300];
-  for (size_t i = 0; i < 1000; i++)
-    s100[i] = 100;
+  static size_t s0[300];
   static const size_t one[1] = {50};
   static const size_t mix[10] = {10, 3000, 20, 20, 1990, 5, 5, 4000, 7, 7};
-  produce(env, "r", s100, 1000, w);
+  produce(env, "r", s100(), 1000, w);
   produce(env, "r", one, 1, w);
   produce(env, "r", mix, 10, w);
   produce(env, "r", s0, 300, w);
@@ -147,11 +162,9 @@ static void mixed_calls(lmq_env *env, want *w) {
 }
 
 Test(store, runs_read_back_from_any_id_with_exact_lag_and_stats) {
-  char *dir = tmpdir_new();
-  lmq_env *env = open_env(dir, LMQ_SYNC_NONE);
-  cr_assert_eq(lmq_channel_create(env, "r"), 0);
+  char *dir;
   static want w;
-  memset(&w, 0, sizeof w);
+  lmq_env *env = new_channel(&dir, &w);
   mixed_calls(env, &w);
   check_reads(env, "r", &w); /* from the tail */
   cr_assert_eq(lmq_env_checkpoint(env), 0, "%s", lmq_errmsg());
@@ -228,16 +241,11 @@ Test(store, recovery_replays_the_wal_into_runs) {
 }
 
 Test(store, byte_retention_deletes_whole_runs_from_the_front) {
-  char *dir = tmpdir_new();
-  lmq_env *env = open_env(dir, LMQ_SYNC_NONE);
-  cr_assert_eq(lmq_channel_create(env, "r"), 0);
+  char *dir;
   static want w;
-  memset(&w, 0, sizeof w);
-  static size_t s100[100];
-  for (size_t i = 0; i < 100; i++)
-    s100[i] = 100;
+  lmq_env *env = new_channel(&dir, &w);
   for (int c = 0; c < 15; c++)
-    produce(env, "r", s100, 100, &w);
+    produce(env, "r", s100(), 100, &w);
   cr_assert_eq(lmq_env_checkpoint(env), 0);
   cr_assert_eq(lmq_channel_set_retention(env, "r", 0, 50000), 0, "%s", lmq_errmsg());
   lmq_channel_stats cs;
@@ -315,17 +323,12 @@ static lmq_id damage_first_run(const char *dir, const char *chan, size_t cut) {
  * reach the damage return LMQ_ECORRUPT, and what lies before it (in the
  * run too) still reads. */
 Test(store, a_damaged_run_is_reported_not_misread) {
-  char *dir = tmpdir_new();
-  lmq_env *env = open_env(dir, LMQ_SYNC_NONE);
-  cr_assert_eq(lmq_channel_create(env, "r"), 0);
+  char *dir;
   static want w;
-  memset(&w, 0, sizeof w);
+  lmq_env *env = new_channel(&dir, &w);
   static const size_t one[1] = {50};
-  static size_t s100[100];
-  for (size_t i = 0; i < 100; i++)
-    s100[i] = 100;
   produce(env, "r", one, 1, &w); /* a single message before the runs */
-  produce(env, "r", s100, 100, &w);
+  produce(env, "r", s100(), 100, &w);
   cr_assert_eq(lmq_env_checkpoint(env), 0);
   lmq_env_close(env);
   lmq_id bad = damage_first_run(dir, "r", 5);
