@@ -378,7 +378,7 @@ Test(cluster, a_commit_survives_killing_the_group_leader_right_after, .timeout =
   lmq_bsub *sub = subscribe("kr", "g");
   uint64_t committed = 0, next = first_after_reopen(&sub, "kr", "g");
   cr_assert_eq(next, 1);
-  int unknown = 0, reseeks = 0;
+  int unknown = 0, reseeks = 0, down_too_long = 0;
   for (int r = 0; r < rounds; r++) {
     int leader = nc_consumer_leader(&cl, "lmq_kr", "g", 10000);
     cr_assert_geq(leader, 0, "round %d: no consumer leader", r);
@@ -404,8 +404,26 @@ Test(cluster, a_commit_survives_killing_the_group_leader_right_after, .timeout =
       unknown++;
     be->ops->unsubscribe(sub);
     sub = NULL;
+    long long t0 = mono_ms();
     next = first_after_reopen(&sub, "kr", "g");
-    cr_assert_neq(next, 0, "round %d: the group did not come back in 60 s", r);
+    int back = next != 0; /* with the killed node still down */
+    if (!back) {
+      /* Seen once in CI (distcheck, 2 cores shared with other tests): on
+       * nats-server 2.9.10 the two nodes left did not serve the group for
+       * 60 s. Availability with a node down is not this test's subject
+       * (see a_stopped_node_never_hangs_a_call): bring the node back, as
+       * an operator would, and check what the commit promised. Once; a
+       * second time fails the test. */
+      fprintf(stderr, "round %d: the group was not back in 60 s with node %d down; "
+                      "restarting it\n", r, leader);
+      cr_assert_eq(down_too_long++, 0, "round %d: a second round whose group needed "
+                                       "the killed node back", r);
+      nc_restart(&cl, leader);
+      next = first_after_reopen(&sub, "kr", "g");
+    }
+    cr_assert_neq(next, 0, "round %d: the group did not come back in 60 s%s", r,
+                  back ? "" : ", nor in 60 s more with the killed node restarted");
+    fprintf(stderr, "round %d: the group was back after %lld ms\n", r, mono_ms() - t0);
     if (rc)
       cr_assert(next == before + 1 || next == last + 1,
                 "round %d: after a commit of unknown outcome up to %llu (committed %llu) "
@@ -420,7 +438,8 @@ Test(cluster, a_commit_survives_killing_the_group_leader_right_after, .timeout =
     committed = next - 1; /* what the group stands on now */
     /* The next kill is again of a single node: the replicas current first,
      * the stream's and (where the backend keeps one) its cursor bucket's. */
-    nc_restart(&cl, leader);
+    if (back)
+      nc_restart(&cl, leader);
     cr_assert(nc_stream_caught_up(&cl, "lmq_kr", 30000), "round %d: no catch-up", r);
     /* A durable that was recreated while the node was down (the reopen
      * does so when the new leader's ack floor is behind the commit) never
@@ -441,8 +460,9 @@ Test(cluster, a_commit_survives_killing_the_group_leader_right_after, .timeout =
                 "round %d: the cursor bucket did not catch up", r);
   }
   fprintf(stderr, "failover: %d rounds of commit + kill, %d commits of unknown outcome, "
-                  "%d groups recreated to get all replicas back\n",
-          rounds, unknown, reseeks);
+                  "%d groups recreated to get all replicas back, %d back only with "
+                  "the killed node\n",
+          rounds, unknown, reseeks, down_too_long);
   be->ops->unsubscribe(sub);
 }
 
