@@ -138,7 +138,8 @@ typedef struct lmq_env_options {
   uint32_t max_message_size;  /* bytes; default 4 MiB, at most 256 MiB */
   uint64_t wal_segment_size;  /* bytes before the WAL rolls; default 16 MiB */
   unsigned apply_interval_ms; /* applier moves WAL to LMDB after a lull this
-                                 long, at the latest 100x this; 50 */
+                                 long, at the latest 100x this (+ 250 ms,
+                                 applied in paced pieces); 50 */
   uint64_t apply_bytes;       /* ...or when this much is unapplied; 4 MiB */
   uint64_t max_unapplied;     /* producers wait while the unapplied records
                                  hold more memory than this (it bounds the
@@ -570,11 +571,11 @@ LMQ_API int lmq_env_stats_get(lmq_env_stats *out, lmq_env *env);
  *
  * What it sees: the messages and cursors that are in LMDB, each call
  * reading LMDB's newest committed state. Messages still only in the WAL
- * (not yet applied by a live writer: at most 100 x apply_interval_ms or
- * apply_bytes of them; or the unreplayed tail left by a writer that
- * crashed) are NOT visible; their
- * size is reported as unapplied_bytes by lmq_env_stats_get(), and a
- * read-write open replays them. The channel list and the group list are
+ * (not yet applied by a live writer: at most 100 x apply_interval_ms
+ * (+ 250 ms) or apply_bytes of them; or the unreplayed tail left by a
+ * writer that crashed) are NOT visible; their size is reported as
+ * unapplied_bytes by lmq_env_stats_get(), and a read-write open replays
+ * them. The channel list and the group list are
  * those present at open time. Every call that would write (produce,
  * create/destroy, commit, ack, seek, set_retention, checkpoint) fails with
  * LMQ_ENOTSUP; lmq_consume() moves only the handle's in-memory cursor.
