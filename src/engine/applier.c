@@ -252,10 +252,10 @@ static uint64_t duties(lmq_env *env, uint64_t *last_retention, int map_full) {
  * applied in pieces spread out at its own rate, ~70 KB four times a second
  * at 2000 141-byte messages a second, rather than 5 s of it (1.4 MB) at
  * once: a WAL sync that meets an apply's sync waits for ~0.5 ms of writes
- * instead of ~10 ms. In bench_suite's latency row lmq's p99.9 was 2.46x
- * RocksDB's with one apply every 5 s, 1.04x with 128 KiB pieces and 0.81x
- * with 64 KiB ones (bench/README.md). Above apply_bytes / 5 s (0.8 MB/s by
- * default) apply_bytes starts the applies before anything ages, as before. */
+ * instead of ~10 ms. In bench_suite's latency row lmq's p99.9 over
+ * RocksDB's went from 1.06 to 0.80 (medians of three alternating runs,
+ * bench/README.md). Above apply_bytes / 5 s (0.8 MB/s by default)
+ * apply_bytes starts the applies before anything ages, as before. */
 #define APPLY_PACE_NS 250000000u
 #define APPLY_PACE_MIN ((uint64_t)64 << 10)
 /* Once the queue has been empty this long after a load, the memory the load
