@@ -275,12 +275,15 @@ void *lmq__applier_main(void *arg) {
   for (;;) {
     uint64_t now = lmq__mono_ns();
     uint64_t interval = (uint64_t)env->opt.apply_interval_ms * 1000000u;
+    uint64_t age = interval * APPLY_LULL_MAX;
     int want_flush = env->flush_req > env->flush_done;
-    int aged = env->aq_head && now - env->aq_head->queued_ns >= interval * APPLY_LULL_MAX;
-    int due = env->aq_head &&
-              (lmq__apply_due(env) || want_flush || env->stop ||
-               now - env->aq_tail->queued_ns >= interval ||
-               (aged && now - last_paced >= APPLY_PACE_NS));
+    /* Due in full: by size, flush, close or a lull. Else due only by the
+     * queue's age, and then paced. */
+    int full = want_flush || env->stop ||
+               (env->aq_head && (lmq__apply_due(env) ||
+                                 now - env->aq_tail->queued_ns >= interval));
+    int aged = env->aq_head && now - env->aq_head->queued_ns >= age;
+    int due = env->aq_head && (full || (aged && now - last_paced >= APPLY_PACE_NS));
     if (!due && !want_flush) {
       if (env->stop)
         break;
@@ -311,10 +314,7 @@ void *lmq__applier_main(void *arg) {
     uint64_t req = env->flush_req;
     int want_ckpt = env->ckpt_req > env->flush_done;
     uint64_t limit = env->opt.apply_bytes;
-    if (!(lmq__apply_due(env) || want_flush || env->stop ||
-          now - env->aq_tail->queued_ns >= interval)) {
-      /* Only the queue's age made this apply due: pace it. */
-      uint64_t age = interval * APPLY_LULL_MAX;
+    if (!full) {
       limit = aged_bytes(env, now > age ? now - age : 0);
       if (limit < APPLY_PACE_MIN)
         limit = APPLY_PACE_MIN;
