@@ -680,23 +680,43 @@ Test(engine, commit_all_persists_every_moved_cursor) {
   cr_assert_eq(lmq_group_commit_all(NULL), LMQ_EINVAL);
 }
 
+/* The applier tests' env (in the fixture's globals; teardown() closes it):
+ * sync NONE, the given apply interval, channel "c". */
+static void open_applier_env(unsigned apply_interval_ms) {
+  dir = tmpdir_new();
+  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
+  o.sync = LMQ_SYNC_NONE;
+  o.apply_interval_ms = apply_interval_ms;
+  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
+  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+}
+
 /* The applier's position moves once per apply commit: count the moves seen
- * while producing one small message every gap_us for ms milliseconds. */
-static int count_applies(lmq_env *env, unsigned gap_us, uint64_t ms) {
+ * while producing one message of len bytes every gap_us for ms
+ * milliseconds; *biggest (if not NULL) gets the largest move within one
+ * WAL segment, in bytes. */
+static int count_applies(size_t len, unsigned gap_us, uint64_t ms, uint64_t *biggest) {
+  static char payload[1000];
+  cr_assert_leq(len, sizeof payload);
   lmq_env_stats s;
   cr_assert_eq(lmq_env_stats_get(&s, env), 0);
-  uint64_t seg = s.applied_segment, off = s.applied_offset, end = now_ms() + ms;
+  uint64_t seg = s.applied_segment, off = s.applied_offset, end = now_ms() + ms, big = 0;
   int moves = 0;
   while (now_ms() < end) {
-    cr_assert_eq(lmq_produce(env, "c", &(lmq_buf){"tick", 4}, 1, NULL, LMQ_SYNC_NONE),
+    cr_assert_eq(lmq_produce(env, "c", &(lmq_buf){payload, len}, 1, NULL, LMQ_SYNC_NONE),
                  0, "%s", lmq_errmsg());
     cr_assert_eq(lmq_env_stats_get(&s, env), 0);
-    if (s.applied_segment != seg || s.applied_offset != off)
+    if (s.applied_segment != seg || s.applied_offset != off) {
       moves++;
+      if (s.applied_segment == seg && s.applied_offset - off > big)
+        big = s.applied_offset - off;
+    }
     seg = s.applied_segment;
     off = s.applied_offset;
     usleep(gap_us);
   }
+  if (biggest)
+    *biggest = big;
   return moves;
 }
 
@@ -704,17 +724,11 @@ static int count_applies(lmq_env *env, unsigned gap_us, uint64_t ms) {
  * trickle must not be applied every apply_interval_ms (that made the
  * latency tail of issue 11), but as soon as it pauses for one interval. */
 Test(applier, a_steady_trickle_waits_for_a_lull) {
-  char *dir = tmpdir_new();
-  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
-  o.sync = LMQ_SYNC_NONE;
-  o.apply_interval_ms = 20; /* at the latest every 2 s under a trickle */
-  lmq_env *env;
-  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
-  cr_assert_eq(lmq_channel_create(env, "c"), 0);
+  open_applier_env(20); /* at the latest every 2 s under a trickle */
   /* 400 ms at one message per 2 ms: the old applier made 11 applies (one
    * per 20 ms, some merged). A stall of the test of over 20 ms (a loaded
    * machine, a sanitizer build) is a lull: allow a few. */
-  int moves = count_applies(env, 2000, 400);
+  int moves = count_applies(4, 2000, 400, NULL);
   cr_assert_leq(moves, 5, "%d applies during a steady trickle", moves);
   lmq_env_stats s;
   uint64_t end = now_ms() + 2000;
@@ -723,8 +737,7 @@ Test(applier, a_steady_trickle_waits_for_a_lull) {
     cr_assert_eq(lmq_env_stats_get(&s, env), 0);
   } while (s.unapplied_bytes && now_ms() < end);
   cr_assert_eq(s.unapplied_bytes, 0, "not applied after a lull");
-  lmq_env_close(env);
-  tmpdir_rm(dir);
+  teardown();
 }
 
 /* A steady stream that never pauses is applied in paced pieces once it has
@@ -734,50 +747,19 @@ Test(applier, a_steady_trickle_waits_for_a_lull) {
  * nothing more before t = 4 s (1 apply, 2 on a loaded machine whose stalls
  * make lulls); pieces come every 250 ms. */
 Test(applier, an_aged_stream_is_applied_in_paced_pieces) {
-  char *dir = tmpdir_new();
-  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
-  o.sync = LMQ_SYNC_NONE;
-  o.apply_interval_ms = 20; /* aged after 2 s */
-  lmq_env *env;
-  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
-  cr_assert_eq(lmq_channel_create(env, "c"), 0);
-  static char kb[1000];
-  lmq_env_stats s;
-  cr_assert_eq(lmq_env_stats_get(&s, env), 0);
-  uint64_t seg = s.applied_segment, off = s.applied_offset, biggest = 0;
-  uint64_t end = now_ms() + 3500;
-  int moves = 0;
-  while (now_ms() < end) {
-    cr_assert_eq(lmq_produce(env, "c", &(lmq_buf){kb, sizeof kb}, 1, NULL, LMQ_SYNC_NONE),
-                 0, "%s", lmq_errmsg());
-    cr_assert_eq(lmq_env_stats_get(&s, env), 0);
-    if (s.applied_segment != seg || s.applied_offset != off) {
-      moves++;
-      if (s.applied_segment == seg && s.applied_offset - off > biggest)
-        biggest = s.applied_offset - off;
-    }
-    seg = s.applied_segment;
-    off = s.applied_offset;
-    usleep(1000);
-  }
+  open_applier_env(20); /* aged after 2 s */
+  uint64_t biggest;
+  int moves = count_applies(1000, 1000, 3500, &biggest);
   cr_log_info("%d applies, the biggest %llu bytes", moves, (unsigned long long)biggest);
   cr_assert_geq(moves, 4, "%d applies in 3.5 s (biggest %llu bytes)", moves,
                 (unsigned long long)biggest);
-  lmq_env_close(env);
-  tmpdir_rm(dir);
+  teardown();
 }
 
 /* A trickle that never pauses is still applied, after 100 intervals. */
 Test(applier, a_trickle_without_a_lull_is_applied_within_100_intervals) {
-  char *dir = tmpdir_new();
-  lmq_env_options o = LMQ_ENV_OPTIONS_INIT;
-  o.sync = LMQ_SYNC_NONE;
-  o.apply_interval_ms = 3; /* at the latest every 300 ms */
-  lmq_env *env;
-  cr_assert_eq(lmq_env_open(&env, dir, &o), 0, "%s", lmq_errmsg());
-  cr_assert_eq(lmq_channel_create(env, "c"), 0);
-  int moves = count_applies(env, 500, 1000);
+  open_applier_env(3); /* at the latest every 300 ms */
+  int moves = count_applies(4, 500, 1000, NULL);
   cr_assert_geq(moves, 2, "%d applies in 1 s", moves);
-  lmq_env_close(env);
-  tmpdir_rm(dir);
+  teardown();
 }

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "lmq.h"
+#include "engine/key.h"
 #include "util.h"
 
 #include <criterion/criterion.h>
@@ -300,10 +301,11 @@ static lmq_id damage_first_run(const char *dir, const char *chan, size_t cut) {
   cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
   MDB_val k, v;
   int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-  while (rc == 0 && k.mv_size != 20)
+  while (rc == 0 && k.mv_size != LMQ_KEY_SIZE_RUN)
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   cr_assert_eq(rc, 0, "no run in %s", name);
-  unsigned char kb[20], *vb = malloc(v.mv_size);
+  lmq_id id = lmq__key_id(&k);
+  unsigned char kb[LMQ_KEY_SIZE_RUN], *vb = malloc(v.mv_size);
   memcpy(kb, k.mv_data, sizeof kb);
   memcpy(vb, v.mv_data, v.mv_size);
   MDB_val nk = {sizeof kb, kb}, nv = {v.mv_size - cut, vb};
@@ -312,9 +314,6 @@ static lmq_id damage_first_run(const char *dir, const char *chan, size_t cut) {
   cr_assert_eq(mdb_txn_commit(txn), 0);
   mdb_env_close(m);
   free(vb);
-  lmq_id id = 0;
-  for (int i = 0; i < 8; i++)
-    id = id << 8 | kb[i];
   return id;
 }
 
